@@ -1,0 +1,30 @@
+# genie: `make install`, `make test`, `make train TASK=gmner`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TASK ?= gmner
+# Optional overrides for `make train`: a folder of {train,dev,test}.jsonl records, a folder of
+# VinVL `<IMGID>.jpg.npz` files, a model name or local path, and any extra `key=value`.
+DATA ?=
+FEATURES ?=
+MODEL ?=
+ARGS ?=
+
+TRAIN_OVERRIDES := $(if $(DATA),data.dir=$(DATA)) $(if $(FEATURES),features.dir=$(FEATURES)) \
+                   $(if $(MODEL),model.name=$(MODEL)) $(ARGS)
+
+.PHONY: install test train clean
+
+install:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet torch==2.13.0
+	$(VENV)/bin/pip install --quiet -e ".[dev]"
+
+test:
+	$(PY) -m pytest -q
+
+train:
+	$(PY) -m genie.cli train --config configs/$(TASK).yaml $(TRAIN_OVERRIDES)
+
+clean:
+	rm -rf runs demo_data .pytest_cache

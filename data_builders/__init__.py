@@ -1,0 +1,27 @@
+"""Builders that turn a published dataset release into genie records, one split at a time.
+
+`BUILDERS[name](source, split)` returns the records plus counts of what was found, so every
+quirk of the release (orphan tags, missing xml, ...) is reported instead of hidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from genie.records import Record
+
+
+@dataclass
+class BuildResult:
+    records: list[Record]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+# Imported after BuildResult: the builders import it from this package.
+from data_builders.gmner import build_gmner  # noqa: E402
+
+BUILDERS: dict[str, Callable[[Path, str], BuildResult]] = {
+    "gmner": build_gmner,
+}

@@ -1,0 +1,165 @@
+"""Typed run configuration: dataclasses loaded from YAML, with `key=value` overrides.
+
+Unknown keys and ill-typed values fail loudly, naming the file and the key, so a typo in a
+config never silently trains with a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genie.errors import GenieError
+
+
+@dataclass
+class DataConfig:
+    """Where the records come from. No `dir`: the embedded synthetic demo is built and used."""
+
+    dir: str | None = None
+    train: str = "train.jsonl"
+    dev: str = "dev.jsonl"
+    test: str = "test.jsonl"
+    demo_dir: str = "demo_data"
+    demo_seed: int = 0
+    demo_noise_share: float = 0.0
+
+
+@dataclass
+class FeaturesConfig:
+    """VinVL-layout region features: `<dir>/<image_id>.jpg.npz`, first `max_regions` boxes."""
+
+    dir: str | None = None
+    max_regions: int = 16
+    dim: int = 2048
+    on_missing: str = "error"  # error | zeros
+    zero: bool = False  # ablation: feed all-zero regions (the text-only model)
+
+
+@dataclass
+class ModelConfig:
+    """`name` is tiny-t5 / tiny-bart (random init, tokenizer trained on the data) or a
+    Hugging Face model name or local folder saved with `save_pretrained`."""
+
+    name: str = "tiny-t5"
+    d_model: int = 64
+    layers: int = 2
+    heads: int = 4
+    d_ff: int = 128
+    vocab_size: int = 1000
+    dropout: float = 0.1
+    max_source_length: int = 128
+    max_target_length: int = 128
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/gmner"
+    epochs: int = 10
+    batch_size: int = 16
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    grounding_weight: float = 1.0
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    seed: int = 42
+    eval_every_epochs: int = 1
+    checkpoint_every_steps: int = 0  # 0: one checkpoint per epoch
+    resume: bool = True  # continue from the newest checkpoint in output_dir, if any
+    max_steps: int = 0  # stop after this many optimizer steps (0: run all epochs)
+
+
+@dataclass
+class DecodeConfig:
+    batch_size: int = 64
+    num_beams: int = 1
+    max_new_tokens: int = 96
+
+
+@dataclass
+class GenieConfig:
+    task: str = "gmner"
+    target_format: str = "text"
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> GenieConfig:
+    """Read a YAML config (or the defaults) and apply `section.key=value` overrides."""
+    data: dict[str, Any] = {}
+    source = str(path) if path else "<defaults>"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise GenieError("config file not found", path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            raise GenieError(f"not valid YAML ({getattr(exc, 'problem', exc)})", path,
+                             None if line is None else line + 1) from None
+        if not isinstance(data, dict):
+            raise GenieError("a config must be a mapping of sections", path)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise GenieError(f"override '{item}' is not key=value")
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise GenieError(f"override '{item}': '{part}' is not a section")
+        node[leaf] = yaml.safe_load(raw) if raw else None
+    return _build(GenieConfig, data, source, prefix="")
+
+
+def _build(cls: type, data: dict, source: str, prefix: str):
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise GenieError(f"unknown config key '{prefix}{unknown[0]}' (known: {', '.join(sorted(known))})", source)
+    values = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise GenieError(f"config key '{prefix}{name}' must be a section", source)
+            values[name] = _build(hint, value, source, prefix=f"{prefix}{name}.")
+        else:
+            values[name] = _coerce(value, hint, f"{prefix}{name}", source)
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for kind in allowed:
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind is float and isinstance(value, str):  # YAML 1.1 reads "3e-5" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if kind is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        if kind in (int, bool) and type(value) is kind:
+            return value
+    names = " or ".join(getattr(k, "__name__", str(k)) for k in allowed)
+    raise GenieError(f"config key '{key}' must be {names}, got {value!r}", source)

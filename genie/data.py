@@ -1,0 +1,126 @@
+"""Examples for the model: tokenised source and target, regions, and grounding targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from eval.boxes import iou_matrix
+from genie.features import FeatureSource, RegionFeatures
+from genie.records import Record
+from genie.tasks import Task
+
+IOU_FLOOR = 0.5  # REFERENCE section 3: IoU <= 0.5 counts as no overlap
+
+
+def grounding_target(regions: RegionFeatures, gold_boxes: list[list[float]]) -> np.ndarray:
+    """Max IoU of each real region with the gold boxes, <= 0.5 zeroed, normalised to sum 1.
+    All zero means the entity is not covered by any candidate region."""
+    iou = np.zeros(len(regions.mask), np.float32)
+    real = np.flatnonzero(regions.mask)
+    if len(real) and gold_boxes:
+        iou[real] = iou_matrix(regions.boxes[real], gold_boxes).max(axis=1)
+    iou[iou <= IOU_FLOOR] = 0.0
+    total = iou.sum()
+    return iou / total if total > 0 else iou
+
+
+def normalised_boxes(regions: RegionFeatures) -> np.ndarray:
+    """(K, 5): xyxy divided by the image size, plus the area fraction; padding stays 0."""
+    width, height = regions.image_size
+    scale = np.array([width, height, width, height], np.float32)
+    boxes = np.divide(regions.boxes, scale, out=np.zeros_like(regions.boxes), where=scale > 0)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return np.concatenate([boxes, area[:, None]], 1) * regions.mask[:, None]
+
+
+def encode_target(tokenizer, text: str, slots: list[tuple[int, int]], max_length: int):
+    """Label ids of `text` and, per grounding slot, the decoder positions to pool.
+
+    Decoder position j is fed label j-1 (labels are shifted right), so the states that have
+    read a slot's tokens are the label positions of those tokens plus one: we pool those, the
+    states fed the phrase, rather than the ones that predict it."""
+    enc = tokenizer(text, truncation=True, max_length=max_length, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    pools = []
+    for begin, end in slots:
+        fed = [j + 1 for j, (a, b) in enumerate(offsets) if b > a and a < end and b > begin and j + 1 < len(ids)]
+        pools.append(fed)
+    return ids, pools
+
+
+class GenieDataset(Dataset):
+    """Records of one split, turned into model inputs lazily (features are read per item)."""
+
+    def __init__(self, records: list[Record], task: Task, tokenizer, features: FeatureSource,
+                 max_source_length: int, max_target_length: int, zero_features: bool = False):
+        self.records = records
+        self.task = task
+        self.tokenizer = tokenizer
+        self.features = features
+        self.max_source_length = max_source_length
+        self.max_target_length = max_target_length
+        self.zero_features = zero_features
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def regions(self, record: Record) -> RegionFeatures:
+        regions = self.features.get(record.image_id)
+        if self.zero_features:
+            regions = RegionFeatures(np.zeros_like(regions.features), regions.boxes, regions.mask, regions.image_size)
+        return regions
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        regions = self.regions(record)
+        targets = [grounding_target(regions, e.boxes) if e.boxes else None for e in record.entities]
+        # An entity no candidate region covers is trained as not in the image (REFERENCE 3).
+        groundable = [t is not None and t.sum() > 0 for t in targets]
+        target = self.task.linearize(record, groundable)
+        labels, pools = encode_target(self.tokenizer, target.text, target.slots, self.max_target_length)
+        slots = [(pool, targets[k]) for pool, k in zip(pools, target.slot_entities) if pool]
+        source = self.tokenizer(self.task.source_text(record), truncation=True, max_length=self.max_source_length)
+        return {"index": index, "input_ids": source["input_ids"], "labels": labels, "slots": slots,
+                "region_features": regions.features, "region_boxes": normalised_boxes(regions),
+                "region_mask": regions.mask, "region_pixel_boxes": regions.boxes}
+
+
+class Collator:
+    """Dynamic padding; grounding slots flattened across the batch."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, items: list[dict]) -> dict:
+        batch = self.pad_targets(items)
+        batch["input_ids"], batch["attention_mask"] = _pad([it["input_ids"] for it in items], self.pad_token_id)
+        for key in ("region_features", "region_boxes", "region_mask", "region_pixel_boxes"):
+            batch[key] = torch.from_numpy(np.stack([it[key] for it in items]))
+        return batch
+
+    def pad_targets(self, items: list[dict]) -> dict:
+        """Labels and slots only: also used to re-read generated sequences for grounding."""
+        labels, _ = _pad([it["labels"] for it in items], -100)
+        slots = [(i, pool, target) for i, it in enumerate(items) for pool, target in it["slots"]]
+        pool = torch.zeros(len(slots), labels.shape[1])
+        for s, (_, positions, _) in enumerate(slots):
+            pool[s, positions] = 1.0 / len(positions)
+        batch = {"index": torch.tensor([it["index"] for it in items]), "labels": labels, "slot_pool": pool,
+                 "slot_example": torch.tensor([i for i, _, _ in slots], dtype=torch.long)}
+        if all(target is not None for _, _, target in slots):
+            width = len(items[0]["region_mask"]) if "region_mask" in items[0] else 0
+            batch["slot_target"] = (torch.from_numpy(np.stack([t for _, _, t in slots])) if slots
+                                    else torch.zeros(0, width))
+        return batch
+
+
+def _pad(rows: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), value, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, :len(row)] = 1
+    return ids, mask

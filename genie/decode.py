@@ -1,0 +1,114 @@
+"""Batched generation -> parsed records with boxes from the grounding head."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer
+
+from genie.config import DecodeConfig, load_config
+from genie.data import Collator, GenieDataset, encode_target
+from genie.errors import GenieError
+from genie.modeling import GenieModel
+from genie.pipeline import feature_source
+from genie.records import Entity, Record, read_records, write_records
+from genie.tasks import get_task
+
+
+def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: DataLoader, cfg: DecodeConfig,
+            desc: str = "decode") -> tuple[list[Record], Counter]:
+    """Predicted records in dataset order, and counts of what the parser could not read.
+
+    `loader` must be prepared by `accelerator`; each process decodes its shard and the
+    records are gathered with `gather_for_metrics`, which drops the padding duplicates."""
+    model.eval()
+    core = accelerator.unwrap_model(model)
+    collate = Collator(dataset.tokenizer.pad_token_id)
+    local: list[tuple[int, Record]] = []
+    stats: Counter = Counter()
+    for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
+        sequences = core.generate(batch, cfg.num_beams, cfg.max_new_tokens)
+        texts = dataset.tokenizer.batch_decode(sequences, skip_special_tokens=True)
+        local.extend(_records(core, dataset, collate, batch, texts, stats))
+    gathered = accelerator.gather_for_metrics(local, use_gather_object=True)
+    counts = accelerator.gather_for_metrics([dict(stats)], use_gather_object=True)
+    total: Counter = Counter()
+    for part in counts:
+        total.update(part)
+    return [record for _, record in sorted(gathered, key=lambda pair: pair[0])], total
+
+
+def _records(model, dataset: GenieDataset, collate: Collator, batch: dict, texts: list[str],
+             stats: Counter) -> list[tuple[int, Record]]:
+    indices = batch["index"].tolist()
+    sources = [dataset.records[i] for i in indices]
+    parsed = [dataset.task.parse(text, source) for text, source in zip(texts, sources)]
+    for p in parsed:
+        stats["malformed"] += p.malformed
+        stats["unmatched"] += p.unmatched
+    boxes = _ground(model, dataset, collate, batch, texts, parsed)
+    out = []
+    for row, (index, source, p) in enumerate(zip(indices, sources, parsed)):
+        entities = [Entity(e.start, e.end, e.text, e.type, []) for e in p.entities]
+        for slot, k in enumerate(p.slot_entities):
+            box = boxes.get((row, slot))
+            if box is None:
+                stats["ungrounded_slots"] += 1
+            else:
+                entities[k].boxes = [box]
+        out.append((index, Record(id=source.id, task=source.task, tokens=source.tokens,
+                                  image_id=source.image_id, entities=entities)))
+    return out
+
+
+def _ground(model, dataset: GenieDataset, collate: Collator, batch: dict, texts: list[str],
+            parsed) -> dict[tuple[int, int], list[float]]:
+    """Re-read each generated text teacher-forced and pick the argmax region per slot."""
+    if not dataset.task.grounded or not any(p.slots for p in parsed):
+        return {}
+    items, keys = [], []
+    for row, (text, p) in enumerate(zip(texts, parsed)):
+        labels, pools = encode_target(dataset.tokenizer, text, p.slots, dataset.max_target_length)
+        slots = [(pool, None) for pool in pools if pool]
+        keys.extend((row, s) for s, pool in enumerate(pools) if pool)
+        items.append({"index": row, "labels": labels, "slots": slots})
+    sub = collate.pad_targets(items)
+    device = batch["input_ids"].device
+    sub = {k: v.to(device) for k, v in sub.items()}
+    sub["input_ids"], sub["attention_mask"] = batch["input_ids"], batch["attention_mask"]
+    for key in ("region_features", "region_boxes", "region_mask"):
+        sub[key] = batch[key]
+    logits = model.region_logits(sub)
+    choice = logits.argmax(-1).tolist()
+    example = sub["slot_example"].tolist()
+    boxes = {}
+    for (row, slot), ex, region in zip(keys, example, choice):
+        if batch["region_mask"][ex, region]:
+            boxes[(row, slot)] = [float(v) for v in batch["region_pixel_boxes"][ex, region].tolist()]
+    return boxes
+
+
+def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_dir: str | None = None,
+                overrides: list[str] = ()) -> dict:
+    """`genie decode`: a trained checkpoint folder + record JSONL -> prediction JSONL."""
+    if not (checkpoint / "genie.yaml").is_file():
+        raise GenieError("not a genie checkpoint (no genie.yaml; pass a run's best/ folder)", checkpoint)
+    cfg = load_config(checkpoint / "genie.yaml", overrides)
+    task = get_task(cfg.task)
+    records = read_records(input_path)
+    accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    model = GenieModel.from_pretrained(checkpoint)
+    features = feature_source(cfg, features_dir or cfg.features.dir)
+    dataset = GenieDataset(records, task, tokenizer, features, cfg.model.max_source_length,
+                           cfg.model.max_target_length, zero_features=cfg.features.zero)
+    loader = DataLoader(dataset, batch_size=cfg.decode.batch_size, collate_fn=Collator(tokenizer.pad_token_id))
+    model, loader = accelerator.prepare(model, loader)
+    predictions, stats = predict(accelerator, model, dataset, loader, cfg.decode)
+    if accelerator.is_main_process:
+        write_records(output_path, predictions)
+    return {"output": str(output_path), "records": len(predictions), **stats, "features": features.report()}

@@ -1,0 +1,138 @@
+"""VinVL-layout region features (`<IMGID>.jpg.npz`), cut or padded to exactly K regions.
+
+The published systems padded without a mask and silently used zeros for a missing file;
+here padding is masked, and a missing file is an error or a counted, reported choice.
+"""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from genie.errors import GenieError
+
+REQUIRED_KEYS = ("box_features", "bounding_boxes", "image_h", "image_w")
+ON_MISSING = ("error", "zeros")
+# Bounds the per-source cache: ~1700 images of 36 x 2048 float32, every image of a small corpus.
+CACHE_BYTES = 512 * 2**20
+
+
+@dataclass
+class RegionFeatures:
+    """K regions of one image: real ones first (mask True), then zero padding (mask False)."""
+
+    features: np.ndarray  # (K, D) float32
+    boxes: np.ndarray  # (K, 4) float32, xyxy pixels of the original image (gold boxes' space)
+    mask: np.ndarray  # (K,) bool
+    image_size: tuple[int, int]  # (w, h)
+
+
+def zero_regions(max_regions: int, feature_dim: int) -> RegionFeatures:
+    """No visual input: all padding, so nothing can be attended to or grounded."""
+    return RegionFeatures(np.zeros((max_regions, feature_dim), np.float32),
+                          np.zeros((max_regions, 4), np.float32),
+                          np.zeros(max_regions, bool), (0, 0))
+
+
+def load_npz(path: str | Path, max_regions: int, feature_dim: int | None = None) -> RegionFeatures:
+    """Read one VinVL file and keep its first `max_regions` boxes in file order, as published."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenieError("no such region-feature file", path)
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise GenieError("not an .npz archive of region features", path)
+        with data:
+            missing = [key for key in REQUIRED_KEYS if key not in data.files]
+            if missing:
+                raise GenieError(f"region-feature file lacks key {', '.join(missing)}", path)
+            feats, boxes = data["box_features"], data["bounding_boxes"]
+            width, height = _scalar(data, "image_w", path), _scalar(data, "image_h", path)
+            num_boxes = _scalar(data, "num_boxes", path) if "num_boxes" in data.files else None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
+        raise GenieError(f"corrupt or truncated region-feature file ({exc})", path) from None
+    if feats.ndim != 2 or not np.issubdtype(feats.dtype, np.number):
+        raise GenieError(f"box_features is {feats.dtype} {feats.shape}, expected numbers (boxes, dim)", path)
+    n, dim = feats.shape
+    if boxes.shape != (n, 4) or not np.issubdtype(boxes.dtype, np.number):
+        raise GenieError(f"bounding_boxes has shape {boxes.shape}, expected ({n}, 4) "
+                         f"to match box_features", path)
+    if num_boxes is not None and num_boxes != n:
+        raise GenieError(f"num_boxes is {num_boxes} but box_features has {n} rows", path)
+    if feature_dim is not None and dim != feature_dim:
+        raise GenieError(f"box_features have dimension {dim}, expected {feature_dim}", path)
+    k = min(n, max_regions)
+    out = RegionFeatures(np.zeros((max_regions, dim), np.float32), np.zeros((max_regions, 4), np.float32),
+                         np.zeros(max_regions, bool), (width, height))
+    out.features[:k], out.boxes[:k], out.mask[:k] = feats[:k], boxes[:k], True
+    if not (np.isfinite(out.features).all() and np.isfinite(out.boxes).all()):
+        raise GenieError("region features or boxes contain NaN or infinity", path)
+    return out
+
+
+def _scalar(data: np.lib.npyio.NpzFile, key: str, path: Path) -> int:
+    value = data[key]
+    if value.size != 1:
+        raise GenieError(f"{key} has shape {value.shape}, expected a single number", path)
+    return int(value.reshape(-1)[0])
+
+
+class FeatureSource:
+    """Region features by image id from one folder; missing files follow `on_missing`."""
+
+    def __init__(self, directory: str | Path | None, max_regions: int, feature_dim: int,
+                 on_missing: str = "error"):
+        if on_missing not in ON_MISSING:
+            raise GenieError(f"features.on_missing must be one of {', '.join(ON_MISSING)}, "
+                             f"got {on_missing!r}")
+        if max_regions < 1 or feature_dim < 1:
+            raise GenieError(f"features.max_regions ({max_regions}) and features.feature_dim "
+                             f"({feature_dim}) must be positive")
+        if directory is None and on_missing == "error":
+            raise GenieError("no region-feature folder given; set features.dir, or pass "
+                             "features.on_missing=zeros to train without them")
+        if directory is not None and not Path(directory).is_dir():
+            raise GenieError("region-feature folder not found", directory)
+        self.directory = Path(directory) if directory is not None else None
+        self.max_regions, self.feature_dim, self.on_missing = max_regions, feature_dim, on_missing
+        self.missing: set[str] = set()
+        self.seen: set[str] = set()
+        # A plain dict (not functools.lru_cache) so the source pickles into DataLoader workers.
+        self._cache: dict[str, RegionFeatures] = {}
+        self._cache_size = max(1, CACHE_BYTES // (max_regions * feature_dim * 4))
+
+    def get(self, image_id: str) -> RegionFeatures:
+        """A fresh copy, so a caller that edits its arrays in place cannot corrupt the cache."""
+        self.seen.add(image_id)
+        regions = self._cache.pop(image_id, None)
+        if regions is None:
+            regions = self._read(image_id)
+        self._cache[image_id] = regions  # re-inserted last: dict order is the LRU order
+        if len(self._cache) > self._cache_size:
+            del self._cache[next(iter(self._cache))]
+        return replace(regions, features=regions.features.copy(), boxes=regions.boxes.copy(),
+                       mask=regions.mask.copy())
+
+    def _read(self, image_id: str) -> RegionFeatures:
+        if self.directory is not None:
+            path = self.directory / f"{image_id}.jpg.npz"
+            if not path.is_file() and (self.directory / f"{image_id}.npz").is_file():
+                path = self.directory / f"{image_id}.npz"
+            if path.is_file():
+                return load_npz(path, self.max_regions, self.feature_dim)
+            if self.on_missing == "error":
+                raise GenieError(f"no region features for image {image_id} (expected {path}); "
+                                 f"pass features.on_missing=zeros to train without them", path)
+        self.missing.add(image_id)
+        return zero_regions(self.max_regions, self.feature_dim)
+
+    def report(self) -> str:
+        """One line for the run log, so zero features are never silent."""
+        if not self.missing:
+            return f"region features: all {len(self.seen)} images found"
+        return f"region features: {len(self.missing)} of {len(self.seen)} images missing, used zeros"

@@ -1,0 +1,155 @@
+"""The model: a Hugging Face seq2seq backbone fed text plus projected image regions, and a
+grounding head that scores the regions from the decoder states of a grounding phrase."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import (AutoModelForSeq2SeqLM, AutoTokenizer, BartConfig, BartForConditionalGeneration,
+                          PreTrainedModel, T5Config, T5ForConditionalGeneration)
+from transformers.modeling_outputs import BaseModelOutput
+
+from genie.config import ModelConfig
+from genie.errors import GenieError
+
+TINY_MODELS = ("tiny-t5", "tiny-bart")
+HEADS_FILE = "genie_heads.safetensors"
+HEADS_CONFIG = "genie_heads.json"
+
+
+class RegionEncoder(nn.Module):
+    """Projects region features and their normalised boxes (x1, y1, x2, y2, area) to d_model."""
+
+    def __init__(self, feature_dim: int, d_model: int, dropout: float):
+        super().__init__()
+        self.features = nn.Linear(feature_dim, d_model)
+        self.boxes = nn.Linear(5, d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.norm(self.features(features) + self.boxes(boxes)))
+
+
+class GroundingHead(nn.Module):
+    """Scaled dot product between a pooled decoder state and each region's encoder state."""
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+
+    def forward(self, queries: torch.Tensor, regions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = torch.einsum("sd,skd->sk", self.query(queries), self.key(regions)) / queries.shape[-1] ** 0.5
+        return scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+
+
+class GenieModel(nn.Module):
+    def __init__(self, backbone: PreTrainedModel, feature_dim: int, dropout: float = 0.1):
+        super().__init__()
+        self.backbone = backbone
+        self.feature_dim = feature_dim
+        d_model = backbone.config.d_model
+        self.regions = RegionEncoder(feature_dim, d_model, dropout)
+        self.grounding = GroundingHead(d_model)
+
+    def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Encoder states of [text tokens; regions], their mask, and where the regions start."""
+        text = self.backbone.get_input_embeddings()(batch["input_ids"])
+        regions = self.regions(batch["region_features"].to(text.dtype), batch["region_boxes"].to(text.dtype))
+        mask = torch.cat([batch["attention_mask"], batch["region_mask"].to(batch["attention_mask"].dtype)], 1)
+        states = self.backbone.get_encoder()(inputs_embeds=torch.cat([text, regions], 1), attention_mask=mask)
+        return states.last_hidden_state, mask, text.shape[1]
+
+    def ground(self, decoder_states: torch.Tensor, encoder_states: torch.Tensor, region_start: int,
+               batch: dict) -> torch.Tensor:
+        """Region logits (slots, K) for every grounding slot in the batch."""
+        example = batch["slot_example"]
+        pooled = torch.einsum("sl,sld->sd", batch["slot_pool"].to(decoder_states.dtype), decoder_states[example])
+        return self.grounding(pooled, encoder_states[example, region_start:], batch["region_mask"][example])
+
+    def forward(self, batch: dict, grounding_weight: float = 1.0) -> dict:
+        encoder_states, mask, region_start = self.encode(batch)
+        out = self.backbone(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states), attention_mask=mask,
+                            labels=batch["labels"], output_hidden_states=True)
+        losses = {"lm_loss": out.loss}
+        if batch["slot_example"].numel():
+            logits = self.ground(out.decoder_hidden_states[-1], encoder_states, region_start, batch)
+            # KL(target || softmax(scores)); masked regions have target 0 and finite logits.
+            losses["grounding_loss"] = F.kl_div(F.log_softmax(logits.float(), -1), batch["slot_target"],
+                                                reduction="batchmean")
+        else:
+            losses["grounding_loss"] = out.loss.new_zeros(())
+        losses["loss"] = losses["lm_loss"] + grounding_weight * losses["grounding_loss"]
+        return losses
+
+    @torch.inference_mode()
+    def generate(self, batch: dict, num_beams: int, max_new_tokens: int) -> torch.Tensor:
+        encoder_states, mask, _ = self.encode(batch)
+        return self.backbone.generate(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states),
+                                      attention_mask=mask, num_beams=num_beams, do_sample=False,
+                                      max_new_tokens=max_new_tokens)
+
+    @torch.inference_mode()
+    def region_logits(self, batch: dict) -> torch.Tensor:
+        """Teacher-force the given labels (a generated, re-encoded sequence) and score regions."""
+        encoder_states, mask, region_start = self.encode(batch)
+        out = self.backbone(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states), attention_mask=mask,
+                            labels=batch["labels"], output_hidden_states=True)
+        return self.ground(out.decoder_hidden_states[-1], encoder_states, region_start, batch)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Backbone in Hugging Face layout; region encoder and grounding head beside it."""
+        directory = Path(directory)
+        self.backbone.save_pretrained(directory)
+        heads = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+        save_file(heads, str(directory / HEADS_FILE))
+        (directory / HEADS_CONFIG).write_text(json.dumps({"feature_dim": self.feature_dim}))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "GenieModel":
+        directory = Path(directory)
+        config = json.loads((directory / HEADS_CONFIG).read_text())
+        model = cls(AutoModelForSeq2SeqLM.from_pretrained(directory), config["feature_dim"])
+        missing, unexpected = model.load_state_dict(load_file(str(directory / HEADS_FILE)), strict=False)
+        if unexpected or any(not k.startswith("backbone.") for k in missing):
+            raise GenieError(f"genie heads do not fit the model (missing {missing}, unexpected {unexpected})", directory)
+        return model
+
+
+def is_genie_checkpoint(name: str) -> bool:
+    return (Path(name) / HEADS_FILE).is_file()
+
+
+def build_backbone(cfg: ModelConfig, tokenizer, max_positions: int) -> PreTrainedModel:
+    """A randomly initialised tiny backbone (tiny-t5 / tiny-bart) sized by `cfg`."""
+    if cfg.name == "tiny-t5":
+        config = T5Config(vocab_size=len(tokenizer), d_model=cfg.d_model, d_kv=cfg.d_model // cfg.heads,
+                          d_ff=cfg.d_ff, num_layers=cfg.layers, num_decoder_layers=cfg.layers,
+                          num_heads=cfg.heads, dropout_rate=cfg.dropout, feed_forward_proj="relu",
+                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                          decoder_start_token_id=tokenizer.pad_token_id)
+        return T5ForConditionalGeneration(config)
+    config = BartConfig(vocab_size=len(tokenizer), d_model=cfg.d_model, encoder_layers=cfg.layers,
+                        decoder_layers=cfg.layers, encoder_attention_heads=cfg.heads,
+                        decoder_attention_heads=cfg.heads, encoder_ffn_dim=cfg.d_ff, decoder_ffn_dim=cfg.d_ff,
+                        dropout=cfg.dropout, max_position_embeddings=max_positions,
+                        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                        eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id,
+                        forced_bos_token_id=None, forced_eos_token_id=tokenizer.eos_token_id)
+    return BartForConditionalGeneration(config)
+
+
+def load_pretrained(name: str):
+    """Tokenizer and backbone from a Hugging Face name or a local `save_pretrained` folder."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        backbone = AutoModelForSeq2SeqLM.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise GenieError(f"cannot load model '{name}': {str(exc).splitlines()[0]}") from None
+    return tokenizer, backbone

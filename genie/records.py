@@ -1,0 +1,114 @@
+"""The record format shared by gold data and predictions (one JSON object per line).
+
+`{"id", "task", "tokens", "image_id", "entities": [{"start", "end", "text", "type", "boxes"}]}`
+with token offsets (end exclusive) and xyxy pixel boxes; `boxes: []` means not in the image.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from genie.errors import GenieError
+from genie.io import atomic_write
+
+Box = list[float]
+
+
+@dataclass
+class Entity:
+    start: int
+    end: int
+    text: str
+    type: str
+    boxes: list[Box] = field(default_factory=list)
+
+    @property
+    def span(self) -> tuple[int, int]:
+        return (self.start, self.end)
+
+    @property
+    def groundable(self) -> bool:
+        return bool(self.boxes)
+
+
+@dataclass
+class Record:
+    id: str
+    task: str
+    tokens: list[str]
+    image_id: str
+    entities: list[Entity] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: object) -> "Record":
+        """Build and validate a record; raises ValueError naming the first problem."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        missing = [k for k in ("id", "task", "tokens", "image_id") if k not in data]
+        if missing:
+            raise ValueError(f"record is missing {', '.join(missing)}")
+        tokens = data["tokens"]
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise ValueError("'tokens' must be a list of strings")
+        entities = []
+        for k, ent in enumerate(data.get("entities", [])):
+            entities.append(_entity_from_dict(ent, len(tokens), k))
+        return cls(id=str(data["id"]), task=str(data["task"]), tokens=tokens,
+                   image_id=str(data["image_id"]), entities=entities)
+
+
+def _entity_from_dict(ent: object, n_tokens: int, k: int) -> Entity:
+    if not isinstance(ent, dict):
+        raise ValueError(f"entity {k} is not an object")
+    for key in ("start", "end", "type"):
+        if key not in ent:
+            raise ValueError(f"entity {k} is missing '{key}'")
+    start, end = ent["start"], ent["end"]
+    if not (isinstance(start, int) and isinstance(end, int)) or not 0 <= start < end <= n_tokens:
+        raise ValueError(f"entity {k} offsets [{start}, {end}) fall outside its {n_tokens} tokens")
+    boxes = ent.get("boxes", [])
+    if not isinstance(boxes, list) or not all(
+        isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b) for b in boxes
+    ):
+        raise ValueError(f"entity {k} boxes must be a list of [x1, y1, x2, y2]")
+    return Entity(start=start, end=end, text=str(ent.get("text", "")), type=str(ent["type"]),
+                  boxes=[list(b) for b in boxes])
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """Read a record JSONL file; a bad line raises GenieError naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenieError("no such file", path)
+    records = []
+    with path.open(encoding="utf-8", errors="strict") as handle:
+        try:
+            for lineno, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    records.append(Record.from_dict(json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    raise GenieError(f"not valid JSON ({exc.msg})", path, lineno) from None
+                except ValueError as exc:
+                    raise GenieError(f"not a genie record: {exc}", path, lineno) from None
+        except UnicodeDecodeError:
+            raise GenieError("not UTF-8 text", path) from None
+    return records
+
+
+def write_records(path: str | Path, records: Iterable[Record]) -> int:
+    """Write records atomically; returns how many were written."""
+    n = 0
+    with atomic_write(path) as handle:
+        for record in records:
+            handle.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+            n += 1
+    return n
+

@@ -1,0 +1,70 @@
+"""The task interface and registry: a task is its labels, linearizer, parser and metric.
+
+The training loop, decoder and model only talk to this interface, so a new task is a new
+module that calls `register`, nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genie.errors import GenieError
+from genie.records import Entity, Record
+
+
+@dataclass
+class Target:
+    """A linearized target: the text, and for each grounding slot the char span of its
+    phrase in `text` and the index of the entity it grounds."""
+
+    text: str
+    slots: list[tuple[int, int]] = field(default_factory=list)
+    slot_entities: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Parsed:
+    """What a parser recovered from one generated sequence. Entities keep the order of the
+    text; `slots[i]` grounds `entities[slot_entities[i]]`. `malformed` counts parts that
+    could not be read, `unmatched` the entity strings not found in the input tokens."""
+
+    entities: list[Entity] = field(default_factory=list)
+    slots: list[tuple[int, int]] = field(default_factory=list)
+    slot_entities: list[int] = field(default_factory=list)
+    malformed: int = 0
+    unmatched: int = 0
+
+
+class Task:
+    """Base class; subclasses set the class attributes and implement the four methods."""
+
+    name: str = ""
+    types: tuple[str, ...] = ()
+    headline: str = ""  # the metric that selects the checkpoint on dev
+    grounded: bool = False  # has a grounding head
+
+    def source_text(self, record: Record) -> str:
+        return " ".join(record.tokens)
+
+    def linearize(self, record: Record, groundable: list[bool] | None = None) -> Target:
+        raise NotImplementedError
+
+    def parse(self, text: str, record: Record) -> Parsed:
+        raise NotImplementedError
+
+    def evaluate(self, gold: list[Record], pred: list[Record]) -> dict:
+        raise NotImplementedError
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise GenieError(f"unknown task '{name}' (known: {', '.join(sorted(TASKS))})")
+    return TASKS[name]

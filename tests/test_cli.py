@@ -1,0 +1,95 @@
+"""The CLI as a user runs it: bad input gives one clear line (file, line, problem), exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from genie.records import Entity, Record, write_records
+
+
+def genie(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "genie.cli", *args], capture_output=True, text=True)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def gmner_release(root, conll: str, xml: dict[str, str] | None = None):
+    (root / "txt").mkdir(parents=True)
+    (root / "xml").mkdir()
+    (root / "txt" / "test.txt").write_text(conll)
+    for name, text in (xml or {}).items():
+        (root / "xml" / f"{name}.xml").write_text(text)
+    return root
+
+
+GOOD_XML = ("<annotation><size><width>100</width><height>100</height></size><object><name>Obama</name>"
+            "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox></object></annotation>")
+
+
+def test_convert_prints_counts_and_writes_records(tmp_path):
+    src = gmner_release(tmp_path / "rel", "IMGID:1\nObama\tB-PER\nin\tO\nPak\tB-LOC\n\nIMGID:2\nhi\tO\n",
+                        {"1": GOOD_XML})
+    result = genie("convert", "--task", "gmner", "--source", str(src), "--split", "test",
+                   "--out", str(tmp_path / "out.jsonl"))
+    assert result.returncode == 0, result.stderr
+    counts = json.loads(result.stdout)
+    assert (counts["tweets"], counts["entities"], counts["groundable_entities"], counts["boxes"]) == (2, 2, 1, 1)
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert rows[0]["entities"][0]["boxes"] == [[1, 2, 30, 40]] and rows[0]["entities"][1]["boxes"] == []
+
+
+def test_convert_real_v2_test_split(shared_datasets, tmp_path):
+    result = genie("convert", "--task", "gmner", "--source",
+                   str(shared_datasets / "twitter-gmner" / "Twitter10000_v2.0"), "--split", "test",
+                   "--out", str(tmp_path / "test.jsonl"))
+    counts = json.loads(result.stdout)
+    assert (counts["tweets"], counts["entities"], counts["groundable_entities"], counts["boxes"]) == \
+        (1500, 2543, 1046, 1254)
+
+
+def test_malformed_conll_line(tmp_path):
+    src = gmner_release(tmp_path / "rel", "IMGID:1\nObama\tB-PER\nbroken line without tag\n")
+    result = genie("convert", "--task", "gmner", "--source", str(src), "--split", "test",
+                   "--out", str(tmp_path / "out.jsonl"))
+    assert_one_line_error(result, f"{src / 'txt' / 'test.txt'}:3")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_broken_xml(tmp_path):
+    src = gmner_release(tmp_path / "rel", "IMGID:1\nObama\tB-PER\n", {"1": "<annotation><object>"})
+    result = genie("convert", "--task", "gmner", "--source", str(src), "--split", "test",
+                   "--out", str(tmp_path / "out.jsonl"))
+    assert_one_line_error(result, str(src / "xml" / "1.xml"), "XML")
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("this is not json", "not valid JSON"),
+    ('["a list"]', "not a genie record"),
+    ('{"id": "1", "task": "gmner", "tokens": ["a"], "image_id": "x",'
+     ' "entities": [{"start": 0, "end": 3, "type": "PER"}]}', "fall outside its 1 tokens"),
+])
+def test_bad_record_lines(tmp_path, line, problem):
+    good = Record("0", "gmner", ["Obama"], "x", [Entity(0, 1, "Obama", "PER", [])])
+    gold = tmp_path / "gold.jsonl"
+    write_records(gold, [good])
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text(json.dumps(good.to_dict()) + "\n" + line + "\n")
+    result = genie("evaluate", "--task", "gmner", "--gold", str(gold), "--pred", str(pred))
+    assert_one_line_error(result, f"{pred}:2", problem)
+
+
+def test_unknown_config_key_and_missing_file(tmp_path):
+    assert_one_line_error(genie("train", "--config", "configs/gmner.yaml", "train.epoch=1"),
+                          "unknown config key 'train.epoch'")
+    assert_one_line_error(genie("evaluate", "--task", "gmner", "--gold", str(tmp_path / "no.jsonl"),
+                                "--pred", str(tmp_path / "no.jsonl")), "no such file")

@@ -1,0 +1,38 @@
+"""Typed configs: overrides apply, typos and wrong types fail loudly with the key named."""
+
+from __future__ import annotations
+
+import pytest
+
+from genie.config import load_config
+from genie.errors import GenieError
+
+
+def test_task_configs_load_and_overrides_apply(tmp_path):
+    cfg = load_config("configs/gmner.yaml", ["train.epochs=3", "model.name=facebook/bart-base",
+                                             "train.learning_rate=3e-5", "features.dir=/x"])
+    assert (cfg.task, cfg.train.epochs, cfg.model.name, cfg.features.dir) == ("gmner", 3, "facebook/bart-base", "/x")
+    assert cfg.train.learning_rate == pytest.approx(3e-5)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epoch=3", "unknown config key 'train.epoch'"),
+    ("train.epochs=three", "config key 'train.epochs' must be int"),
+    ("model=tiny", "config key 'model' must be a section"),
+    ("novalue", "is not key=value"),
+])
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(GenieError, match=message):
+        load_config("configs/gmner.yaml", [override])
+
+
+def test_bad_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("task: gmner\ntrain:\n  epochs: [1\n")
+    with pytest.raises(GenieError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}:")
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("task: gmner\ntrian:\n  epochs: 1\n")
+    with pytest.raises(GenieError, match=f"{unknown}: unknown config key 'trian'"):
+        load_config(unknown)
