@@ -28,31 +28,29 @@ def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: Data
     model.eval()
     core = accelerator.unwrap_model(model)
     collate = Collator(dataset.tokenizer.pad_token_id)
-    local: list[tuple[int, Record]] = []
-    stats: Counter = Counter()
+    rows: list[tuple[int, Record, dict]] = []
     for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
         sequences = core.generate(batch, cfg.num_beams, cfg.max_new_tokens)
         texts = dataset.tokenizer.batch_decode(sequences, skip_special_tokens=True)
-        local.extend(_records(core, dataset, collate, batch, texts, stats))
-    gathered = accelerator.gather_for_metrics(local, use_gather_object=True)
-    counts = accelerator.gather_for_metrics([dict(stats)], use_gather_object=True)
+        local = _records(core, dataset, collate, batch, texts)
+        # Per batch, as accelerate requires: it drops the last batch's padding duplicates.
+        rows.extend(accelerator.gather_for_metrics(local, use_gather_object=True))
     total: Counter = Counter()
-    for part in counts:
-        total.update(part)
-    return [record for _, record in sorted(gathered, key=lambda pair: pair[0])], total
+    for _, _, stats in rows:
+        total.update(stats)
+    return [record for _, record, _ in sorted(rows, key=lambda row: row[0])], total
 
 
-def _records(model, dataset: GenieDataset, collate: Collator, batch: dict, texts: list[str],
-             stats: Counter) -> list[tuple[int, Record]]:
+def _records(model, dataset: GenieDataset, collate: Collator, batch: dict,
+             texts: list[str]) -> list[tuple[int, Record, dict]]:
+    """(dataset index, predicted record, parser counts) for each example of the batch."""
     indices = batch["index"].tolist()
     sources = [dataset.records[i] for i in indices]
     parsed = [dataset.task.parse(text, source) for text, source in zip(texts, sources)]
-    for p in parsed:
-        stats["malformed"] += p.malformed
-        stats["unmatched"] += p.unmatched
     boxes = _ground(model, dataset, collate, batch, texts, parsed)
     out = []
     for row, (index, source, p) in enumerate(zip(indices, sources, parsed)):
+        stats = {"malformed": p.malformed, "unmatched": p.unmatched, "ungrounded_slots": 0}
         entities = [Entity(e.start, e.end, e.text, e.type, []) for e in p.entities]
         for slot, k in enumerate(p.slot_entities):
             box = boxes.get((row, slot))
@@ -61,7 +59,7 @@ def _records(model, dataset: GenieDataset, collate: Collator, batch: dict, texts
             else:
                 entities[k].boxes = [box]
         out.append((index, Record(id=source.id, task=source.task, tokens=source.tokens,
-                                  image_id=source.image_id, entities=entities)))
+                                  image_id=source.image_id, entities=entities), stats))
     return out
 
 

@@ -1,0 +1,82 @@
+"""The embedded default run learns, and its grounding really uses the image.
+
+These train the same tiny model `make train TASK=gmner` trains (a few CPU minutes each)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from genie.config import load_config
+from genie.modeling import build_backbone
+from genie.pipeline import build_model, load_splits
+from genie.records import read_records
+from genie.tasks import get_task
+from genie.tokenizer import train_t5_tokenizer
+from genie.train import train
+
+pytestmark = pytest.mark.slow
+
+
+def run(tmp_path_factory, name: str, *overrides: str) -> tuple[dict, object]:
+    out = tmp_path_factory.mktemp(name)
+    cfg = load_config("configs/gmner.yaml", [f"train.output_dir={out}", *overrides])
+    return train(cfg), out
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    return run(tmp_path_factory, "default")
+
+
+def test_default_demo_learns_gmner(default_run):
+    metrics, out = default_run
+    # Issue #2 targets 85; this run measures ~80 (see the issue note), so 70 guards learning.
+    assert metrics["gmner"]["f1"] >= 70.0, metrics
+    demo_test = read_records(f"{load_config(out / 'genie.yaml').data.demo_dir}/gmner/test.jsonl")
+    assert metrics["gmner"]["gold"] == sum(len(r.entities) for r in demo_test)
+    assert (out / "test_predictions.jsonl").is_file() and (out / "best" / "genie.yaml").is_file()
+
+
+def test_zeroed_region_features_score_clearly_lower(default_run, tmp_path_factory):
+    metrics, _ = default_run
+    blind, _ = run(tmp_path_factory, "blind", "features.zero=true")
+    for metric in ("gmner", "eeg"):
+        assert blind[metric]["f1"] < metrics[metric]["f1"] - 15.0, (metric, blind[metric], metrics[metric])
+
+
+def test_decode_and_evaluate_cli_reproduce_the_run(default_run, tmp_path):
+    metrics, out = default_run
+    cfg = load_config(out / "genie.yaml")
+    test_file = f"{cfg.data.demo_dir}/gmner/test.jsonl"
+    preds = tmp_path / "preds.jsonl"
+    decoded = subprocess.run([sys.executable, "-m", "genie.cli", "decode", "--checkpoint", str(out / "best"),
+                              "--input", test_file, "--output", str(preds)], capture_output=True, text=True)
+    assert decoded.returncode == 0, decoded.stderr
+    assert len(read_records(preds)) == len(read_records(test_file))
+    scored = subprocess.run([sys.executable, "-m", "genie.cli", "evaluate", "--task", "gmner", "--gold", test_file,
+                             "--pred", str(preds)], capture_output=True, text=True)
+    assert json.loads(scored.stdout)["gmner"] == metrics["gmner"]
+
+
+def test_model_option_loads_a_local_save_pretrained_folder(tmp_path):
+    """`model.name=PATH` is the code path a real checkpoint (facebook/bart-base, ...) takes."""
+    cfg = load_config("configs/gmner.yaml", [f"data.demo_dir={tmp_path / 'demo'}"])
+    task = get_task("gmner")
+    splits, _ = load_splits(cfg, task)
+    tokenizer = train_t5_tokenizer([task.source_text(r) for r in splits.train[:200]], 300)
+    backbone = build_backbone(cfg.model, tokenizer, max_positions=256)
+    folder = tmp_path / "local-model"
+    backbone.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    loaded_tokenizer, model = build_model(load_config("configs/gmner.yaml", [f"model.name={folder}"]), task, [])
+    assert loaded_tokenizer.get_vocab() == tokenizer.get_vocab()
+    for key, value in backbone.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[key], value), key
+    metrics = train(load_config("configs/gmner.yaml", [f"model.name={folder}", f"data.demo_dir={tmp_path / 'demo'}",
+                                                        f"train.output_dir={tmp_path / 'run'}", "train.max_steps=3"]))
+    assert metrics["gmner"]["gold"] > 0 and (tmp_path / "run" / "best" / "genie_heads.safetensors").is_file()
