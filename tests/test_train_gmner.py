@@ -75,8 +75,9 @@ def test_model_option_loads_a_local_save_pretrained_folder(tmp_path):
     tokenizer.save_pretrained(folder)
     loaded_tokenizer, model = build_model(load_config("configs/gmner.yaml", [f"model.name={folder}"]), task, [])
     assert loaded_tokenizer.get_vocab() == tokenizer.get_vocab()
+    loaded = model.backbone.state_dict()
     for key, value in backbone.state_dict().items():
-        assert torch.equal(model.backbone.state_dict()[key], value), key
+        assert torch.equal(loaded[key], value), key
     metrics = train(load_config("configs/gmner.yaml", [f"model.name={folder}", f"data.demo_dir={tmp_path / 'demo'}",
                                                         f"train.output_dir={tmp_path / 'run'}", "train.max_steps=3"]))
     assert metrics["gmner"]["gold"] > 0 and (tmp_path / "run" / "best" / "genie_heads.safetensors").is_file()
