@@ -28,6 +28,7 @@ class DataConfig:
     test: str = "test.jsonl"
     demo_dir: str = "demo_data"
     demo_seed: int = 0
+    demo_train_tweets: int = 6000  # dev and test stay at 300 tweets each
     demo_noise_share: float = 0.0
 
 
@@ -72,8 +73,13 @@ class TrainConfig:
     seed: int = 42
     eval_every_epochs: int = 1
     checkpoint_every_steps: int = 0  # 0: one checkpoint per epoch
+    keep_checkpoints: int = 1  # the newest N are kept
     resume: bool = True  # continue from the newest checkpoint in output_dir, if any
     max_steps: int = 0  # stop after this many optimizer steps (0: run all epochs)
+
+    def __post_init__(self) -> None:
+        if self.keep_checkpoints < 1:
+            raise GenieError(f"train.keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
 
 
 @dataclass

@@ -73,7 +73,10 @@ def train(cfg: GenieConfig) -> dict:
 
     collate = Collator(tokenizer.pad_token_id)
     train_set, dev_set, test_set = dataset(splits.train), dataset(splits.dev), dataset(splits.test)
-    train_loader = DataLoader(train_set, batch_size=cfg.train.batch_size, shuffle=True, collate_fn=collate)
+    # Its own generator: starting an epoch's iterator must not draw from the global RNG, or a
+    # run resumed mid-epoch would see different dropout masks than an uninterrupted one.
+    train_loader = DataLoader(train_set, batch_size=cfg.train.batch_size, shuffle=True, collate_fn=collate,
+                              generator=torch.Generator().manual_seed(cfg.train.seed))
     dev_loader = DataLoader(dev_set, batch_size=cfg.decode.batch_size, collate_fn=collate)
     test_loader = DataLoader(test_set, batch_size=cfg.decode.batch_size, collate_fn=collate)
 
@@ -122,7 +125,7 @@ def train(cfg: GenieConfig) -> dict:
                 progress.set_postfix(loss=f"{losses['loss'].item():.3f}")
                 every = cfg.train.checkpoint_every_steps
                 if every and state.completed_steps % every == 0:
-                    _checkpoint(accelerator, checkpoints, state)
+                    _checkpoint(accelerator, checkpoints, state, cfg.train.keep_checkpoints)
                 if state.completed_steps >= total_steps:
                     break
         state.epoch += 1
@@ -134,7 +137,7 @@ def train(cfg: GenieConfig) -> dict:
             if metric > state.best_metric:
                 state.best_metric = metric
                 _save_best(accelerator, model, tokenizer, cfg, out)
-        _checkpoint(accelerator, checkpoints, state)
+        _checkpoint(accelerator, checkpoints, state, cfg.train.keep_checkpoints)
     progress.close()
 
     accelerator.wait_for_everyone()
@@ -152,12 +155,17 @@ def train(cfg: GenieConfig) -> dict:
     return metrics
 
 
+def _saved(checkpoints: Path) -> list[Path]:
+    """Finished checkpoints, oldest first."""
+    return sorted(checkpoints.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+
+
 def _latest(checkpoints: Path) -> Path | None:
-    found = sorted(checkpoints.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+    found = _saved(checkpoints)
     return found[-1] if found else None
 
 
-def _checkpoint(accelerator: Accelerator, checkpoints: Path, state: LoopState) -> None:
+def _checkpoint(accelerator: Accelerator, checkpoints: Path, state: LoopState, keep: int) -> None:
     """save_state to a temporary folder, then rename: a kill mid-save leaves the last good one."""
     final = checkpoints / f"step_{state.completed_steps}"
     tmp = checkpoints / f".tmp_step_{state.completed_steps}"
@@ -169,7 +177,7 @@ def _checkpoint(accelerator: Accelerator, checkpoints: Path, state: LoopState) -
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
-        for old in sorted(checkpoints.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))[:-1]:
+        for old in _saved(checkpoints)[:-keep]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
 
