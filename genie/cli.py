@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
 
     train = commands.add_parser("train", help="train, select on dev, decode and score test")
     train.add_argument("--config", type=Path, help="YAML config (configs/<task>.yaml)")
+    train.add_argument("--model", help="tiny-t5, tiny-bart, a Hugging Face name or a local save_pretrained "
+                                       "folder (same as model.name=...)")
     train.add_argument("overrides", nargs="*", metavar="key=value")
 
     decode = commands.add_parser("decode", help="batch-decode records to prediction JSONL")
@@ -67,7 +69,8 @@ def _train(args) -> int:
     from genie.config import load_config
     from genie.train import train
 
-    metrics = train(load_config(args.config, args.overrides))
+    overrides = [*args.overrides, *([f"model.name={args.model}"] if args.model else [])]
+    metrics = train(load_config(args.config, overrides))
     print(json.dumps(metrics, indent=2))
     return 0
 

@@ -77,6 +77,21 @@ def test_model_option_loads_a_local_save_pretrained_folder(tmp_path):
     loaded = model.backbone.state_dict()
     for key, value in backbone.state_dict().items():
         assert torch.equal(loaded[key], value), key
-    metrics = train(load_config("configs/gmner.yaml", [f"model.name={folder}", f"data.demo_dir={tmp_path / 'demo'}",
-                                                        f"train.output_dir={tmp_path / 'run'}", "train.max_steps=3"]))
-    assert metrics["gmner"]["gold"] > 0 and (tmp_path / "run" / "best" / "genie_heads.safetensors").is_file()
+    result = subprocess.run([sys.executable, "-m", "genie.cli", "train", "--config", "configs/gmner.yaml",
+                             "--model", str(folder), f"data.demo_dir={tmp_path / 'demo'}",
+                             f"train.output_dir={tmp_path / 'run'}", "train.max_steps=3"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert load_config(tmp_path / "run" / "genie.yaml").model.name == str(folder)
+    assert (tmp_path / "run" / "best" / "genie_heads.safetensors").is_file()
+
+
+def test_bart_family_trains_and_decodes(tmp_path):
+    """tiny-bart: byte-level BPE tokenizer, learned positions, eos as decoder start."""
+    out = tmp_path / "run"
+    metrics = train(load_config("configs/gmner.yaml", ["model.name=tiny-bart", f"data.demo_dir={tmp_path / 'demo'}",
+                                                        "data.demo_train_tweets=300", f"train.output_dir={out}",
+                                                        "train.epochs=1"]))
+    predictions = read_records(out / "test_predictions.jsonl")
+    assert [r.id for r in predictions] == [r.id for r in read_records(tmp_path / "demo" / "gmner" / "test.jsonl")]
+    assert load_config(out / "best" / "genie.yaml").model.name == "tiny-bart"
+    assert metrics["gmner"]["gold"] == metrics["mner"]["gold"] > 0
