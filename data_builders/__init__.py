@@ -21,7 +21,9 @@ class BuildResult:
 
 # Imported after BuildResult: the builders import it from this package.
 from data_builders.gmner import build_gmner  # noqa: E402
+from data_builders.mner import build_mner  # noqa: E402
 
 BUILDERS: dict[str, Callable[[Path, str], BuildResult]] = {
     "gmner": build_gmner,
+    "mner": build_mner,
 }

@@ -29,7 +29,8 @@ class ConllTweet:
 
 
 def read_conll(path: str | Path, n_tag_columns: int = 1) -> list[ConllTweet]:
-    """Read every tweet of a CoNLL file; any malformed line raises GenieError(problem, path, line)."""
+    """Read every tweet of a CoNLL file; any malformed line, or an IMGID used twice (record ids
+    are built from it), raises GenieError(problem, path, line)."""
     path = Path(path)
     if not path.is_file():
         raise GenieError("no such file", path)
@@ -41,6 +42,7 @@ def read_conll(path: str | Path, n_tag_columns: int = 1) -> list[ConllTweet]:
 
     tweets: list[ConllTweet] = []
     current: ConllTweet | None = None  # the tweet still accepting token lines
+    first_line: dict[str, int] = {}
     # Split on "\n" only: str.splitlines() would also break inside tokens on U+2028, U+0085 etc.
     for lineno, line in enumerate(text.split("\n"), start=1):
         line = line.removesuffix("\r")
@@ -49,6 +51,9 @@ def read_conll(path: str | Path, n_tag_columns: int = 1) -> list[ConllTweet]:
             image_id = line[len(_IMGID):]
             if not image_id.strip():
                 raise GenieError("IMGID line has no image id", path, lineno)
+            if image_id in first_line:
+                raise GenieError(f"IMGID:{image_id} already used on line {first_line[image_id]}", path, lineno)
+            first_line[image_id] = lineno
             current = ConllTweet(image_id, [], [[] for _ in range(n_tag_columns)], lineno)
             tweets.append(current)
         elif not line.strip(" \t"):

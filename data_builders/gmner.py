@@ -31,12 +31,7 @@ def build_gmner(source: Path, split: str) -> BuildResult:
     counts = dict.fromkeys(("tweets", "entities", "groundable_entities", "boxes", "orphan_i_tags",
                             "xml_files_missing", "unmatched_xml_names", "unmatched_xml_objects"), 0)
     records: list[Record] = []
-    first_line: dict[str, int] = {}
     for tweet in read_conll(txt):
-        if tweet.image_id in first_line:
-            raise GenieError(f"IMGID:{tweet.image_id} already used on line {first_line[tweet.image_id]}",
-                             txt, tweet.line)
-        first_line[tweet.image_id] = tweet.line
         xml_path = Path(source) / "xml" / f"{tweet.image_id}.xml"
         has_xml = xml_path.is_file()
         boxes_by_name = read_voc_boxes(xml_path) if has_xml else {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from genie.records import Entity, Record
-from genie.tasks.base import Parsed, Target
+from genie.tasks.base import Parsed, Target, Task
 
 SEPARATOR = " [SEP] "
 IN_IMAGE = "which is in the image"
@@ -110,3 +110,18 @@ class EntityTextFormat:
                 parsed.slot_entities.append(len(parsed.entities))
             parsed.entities.append(entity)
         return parsed
+
+
+class EntityTextTask(Task):
+    """A task whose text target is `EntityTextFormat` over its `verbalizer`."""
+
+    verbalizer: dict[str, str] = {}
+
+    def __init__(self) -> None:
+        self.text_format = EntityTextFormat(self.verbalizer, grounded=self.grounded)
+
+    def linearize(self, record: Record, groundable: list[bool] | None = None) -> Target:
+        return self.text_format.linearize(record, groundable)
+
+    def parse(self, text: str, record: Record) -> Parsed:
+        return self.text_format.parse(text, record)

@@ -1,0 +1,31 @@
+"""Twitter-2015 / Twitter-2017 MNER builder (the UMT release: `{train,valid,test}.txt`).
+
+Orphan `I-` tags (Twitter-2015 has 186/53/135) start an entity and are counted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from data_builders import BuildResult
+from data_builders.conll import bio_to_spans, read_conll
+from genie.errors import GenieError
+from genie.records import Entity, Record
+
+FILES = {"train": "train", "dev": "valid", "test": "test"}
+
+
+def build_mner(source: Path, split: str) -> BuildResult:
+    """Records of one split of a release folder such as `data/twitter2015`."""
+    if split not in FILES:
+        raise GenieError(f"unknown split {split!r}, expected one of {', '.join(FILES)}", source)
+    counts = dict.fromkeys(("tweets", "entities", "orphan_i_tags"), 0)
+    records = []
+    for tweet in read_conll(Path(source) / f"{FILES[split]}.txt"):
+        spans, orphans = bio_to_spans(tweet.tags[0])
+        entities = [Entity(start, end, " ".join(tweet.tokens[start:end]), kind, []) for start, end, kind in spans]
+        records.append(Record(id=f"{split}-{tweet.image_id}", task="mner", tokens=tweet.tokens,
+                              image_id=tweet.image_id, entities=entities))
+        counts["tweets"] += 1
+        counts["entities"] += len(entities)
+        counts["orphan_i_tags"] += orphans
+    return BuildResult(records=records, counts=counts)

@@ -1,0 +1,20 @@
+"""MNER: exact span + type, micro P/R/F1, with a per-type table (REFERENCE section 4)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from eval.gmner import evaluate_gmner
+from genie.records import Record
+
+
+def evaluate_mner(gold: list[Record], pred: list[Record]) -> dict:
+    """The span+type part of the GMNER matching, overall and restricted to each type."""
+    overall = evaluate_gmner(gold, pred)
+    types = sorted({e.type for r in [*gold, *pred] for e in r.entities})
+    per_type = {t: evaluate_gmner(_only(gold, t), _only(pred, t))["mner"] for t in types}
+    return {"mner": overall["mner"], "per_type": per_type, "missing_predictions": overall["missing_predictions"]}
+
+
+def _only(records: list[Record], kind: str) -> list[Record]:
+    return [replace(r, entities=[e for e in r.entities if e.type == kind]) for r in records]

@@ -1,0 +1,65 @@
+"""MNER: the Twitter-2015/2017 builder, the round trip to exactly 100 F1, the per-type metric."""
+
+from __future__ import annotations
+
+import pytest
+
+from data_builders import BUILDERS
+from genie.errors import GenieError
+from genie.records import Entity, Record
+from genie.tasks import get_task
+
+TASK = get_task("mner")
+
+
+def round_trip(records: list[Record]) -> list[Record]:
+    out = []
+    for record in records:
+        parsed = TASK.parse(TASK.linearize(record).text, record)
+        assert parsed.malformed == parsed.unmatched == 0 and not parsed.slots
+        out.append(Record(record.id, record.task, record.tokens, record.image_id, parsed.entities))
+    return out
+
+
+def test_builder_on_a_synthetic_release(tmp_path):
+    (tmp_path / "valid.txt").write_text("IMGID:1\nRT\tO\nObama\tB-PER\nin\tO\nNew\tB-LOC\nYork\tI-LOC\n\n"
+                                        "IMGID:2\nNY\tI-LOC\nJets\tI-ORG\n\n")
+    result = BUILDERS["mner"](tmp_path, "dev")
+    assert result.counts == {"tweets": 2, "entities": 4, "orphan_i_tags": 2}
+    first, second = result.records
+    assert (first.id, first.image_id, first.task) == ("dev-1", "1", "mner")
+    assert [(e.start, e.end, e.text, e.type) for e in first.entities] == [(1, 2, "Obama", "PER"), (3, 5, "New York", "LOC")]
+    assert [(e.start, e.end, e.type) for e in second.entities] == [(0, 1, "LOC"), (1, 2, "ORG")]
+    scores = TASK.evaluate(result.records, round_trip(result.records))
+    assert scores["mner"]["f1"] == 100.0 and set(scores["per_type"]) == {"PER", "LOC", "ORG"}
+
+
+def test_builder_rejects_unknown_split(tmp_path):
+    with pytest.raises(GenieError, match="unknown split 'valid'"):
+        BUILDERS["mner"](tmp_path, "valid")
+
+
+def test_per_type_scores_by_hand():
+    tokens = ["Obama", "in", "Pak", "and", "Kabul"]
+    gold = [Record("1", "mner", tokens, "x", [Entity(0, 1, "Obama", "PER"), Entity(2, 3, "Pak", "LOC"),
+                                              Entity(4, 5, "Kabul", "LOC")])]
+    pred = [Record("1", "mner", tokens, "x", [Entity(0, 1, "Obama", "PER"), Entity(2, 3, "Pak", "ORG"),
+                                              Entity(4, 5, "Kabul", "LOC"), Entity(4, 5, "Kabul", "LOC")])]
+    scores = TASK.evaluate(gold, pred)
+    assert (scores["mner"]["correct"], scores["mner"]["predicted"], scores["mner"]["gold"]) == (2, 4, 3)
+    loc, org = scores["per_type"]["LOC"], scores["per_type"]["ORG"]
+    assert (loc["correct"], loc["predicted"], loc["gold"]) == (1, 2, 2)
+    assert loc["precision"] == 50.0 and loc["recall"] == 50.0
+    assert (org["correct"], org["predicted"], org["gold"], org["f1"]) == (0, 1, 0, 0.0)
+
+
+@pytest.mark.parametrize("year, counts, orphans", [
+    ("twitter2015", (4000, 1000, 3257), (186, 53, 135)),
+    ("twitter2017", (3373, 723, 723), (0, 0, 0)),
+])
+def test_real_twitter_mner_round_trip(shared_datasets, year, counts, orphans):
+    for split, n, n_orphans in zip(("train", "dev", "test"), counts, orphans):
+        result = BUILDERS["mner"](shared_datasets / "twitter-mner" / "data" / year, split)
+        assert (result.counts["tweets"], result.counts["orphan_i_tags"]) == (n, n_orphans)
+        scores = TASK.evaluate(result.records, round_trip(result.records))
+        assert scores["mner"]["f1"] == 100.0 and scores["mner"]["gold"] == result.counts["entities"]
