@@ -7,7 +7,6 @@ quirk of the release (orphan tags, missing xml, ...) is reported instead of hidd
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from genie.records import Record
@@ -20,10 +19,16 @@ class BuildResult:
 
 
 # Imported after BuildResult: the builders import it from this package.
+from data_builders.fmnerg import build_fmnerg  # noqa: E402
 from data_builders.gmner import build_gmner  # noqa: E402
+from data_builders.jmere import build_jmere  # noqa: E402
 from data_builders.mner import build_mner  # noqa: E402
+from data_builders.mre import build_mre  # noqa: E402
 
-BUILDERS: dict[str, Callable[[Path, str], BuildResult]] = {
+BUILDERS: dict[str, Callable[..., BuildResult]] = {
+    "fmnerg": build_fmnerg,
     "gmner": build_gmner,
+    "jmere": build_jmere,
     "mner": build_mner,
+    "mre": build_mre,
 }

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from data_builders.files import read_text
 from genie.errors import GenieError
 
 _TAG = re.compile(r"O|[BI]-\S+")
@@ -32,13 +33,7 @@ def read_conll(path: str | Path, n_tag_columns: int = 1) -> list[ConllTweet]:
     """Read every tweet of a CoNLL file; any malformed line, or an IMGID used twice (record ids
     are built from it), raises GenieError(problem, path, line)."""
     path = Path(path)
-    if not path.is_file():
-        raise GenieError("no such file", path)
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise GenieError("not UTF-8 text", path, raw[: exc.start].count(b"\n") + 1) from None
+    text = read_text(path)
 
     tweets: list[ConllTweet] = []
     current: ConllTweet | None = None  # the tweet still accepting token lines

@@ -13,35 +13,48 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Callable
 
 from data_builders import BuildResult
-from data_builders.conll import bio_to_spans, read_conll
+from data_builders.conll import ConllTweet, bio_to_spans, read_conll
+from data_builders.files import check_split
 from genie.errors import GenieError
 from genie.records import Entity, Record
 
-SPLITS = ("train", "dev", "test")
+TypedSpan = tuple[int, int, str, str | None]  # start, end (exclusive), type, fine type
 _COORDS = ("xmin", "ymin", "xmax", "ymax")
 
 
 def build_gmner(source: Path, split: str) -> BuildResult:
     """Records of one split of a GMNER release folder (e.g. `Twitter10000_v2.0`)."""
-    if split not in SPLITS:
-        raise GenieError(f"unknown split {split!r}, expected one of {', '.join(SPLITS)}", source)
-    txt = Path(source) / "txt" / f"{split}.txt"
+    check_split(split, source)
+    tweets = read_conll(Path(source) / "txt" / f"{split}.txt")
+    return link_boxes(tweets, Path(source) / "xml", split, "gmner", _typed_spans)
+
+
+def _typed_spans(tweet: ConllTweet) -> tuple[list[TypedSpan], int]:
+    spans, orphans = bio_to_spans(tweet.tags[0])
+    return [(start, end, kind, None) for start, end, kind in spans], orphans
+
+
+def link_boxes(tweets: list[ConllTweet], xml_dir: Path, split: str, task: str,
+               typed_spans: Callable[[ConllTweet], tuple[list[TypedSpan], int]]) -> BuildResult:
+    """Records whose entities (from `typed_spans`: spans, types, fine types and orphan count)
+    get the boxes of `xml_dir/<IMGID>.xml` by the linking rule above; everything found is counted."""
     counts = dict.fromkeys(("tweets", "entities", "groundable_entities", "boxes", "orphan_i_tags",
                             "xml_files_missing", "unmatched_xml_names", "unmatched_xml_objects"), 0)
     records: list[Record] = []
-    for tweet in read_conll(txt):
-        xml_path = Path(source) / "xml" / f"{tweet.image_id}.xml"
+    for tweet in tweets:
+        xml_path = xml_dir / f"{tweet.image_id}.xml"
         has_xml = xml_path.is_file()
         boxes_by_name = read_voc_boxes(xml_path) if has_xml else {}
-        spans, orphans = bio_to_spans(tweet.tags[0])
+        spans, orphans = typed_spans(tweet)
         entities = []
-        for start, end, kind in spans:
+        for start, end, kind, fine in spans:
             text = " ".join(tweet.tokens[start:end])
             boxes = [list(box) for box in boxes_by_name.get(text, [])]
-            entities.append(Entity(start=start, end=end, text=text, type=kind, boxes=boxes))
-        records.append(Record(id=f"{split}-{tweet.image_id}", task="gmner", tokens=tweet.tokens,
+            entities.append(Entity(start=start, end=end, text=text, type=kind, boxes=boxes, fine_type=fine))
+        records.append(Record(id=f"{split}-{tweet.image_id}", task=task, tokens=tweet.tokens,
                               image_id=tweet.image_id, entities=entities))
         texts = {e.text for e in entities}
         unmatched = [boxes for name, boxes in boxes_by_name.items() if name not in texts]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from data_builders import BuildResult
 from data_builders.conll import bio_to_spans, read_conll
-from genie.errors import GenieError
+from data_builders.files import check_split
 from genie.records import Entity, Record
 
 FILES = {"train": "train", "dev": "valid", "test": "test"}
@@ -16,8 +16,7 @@ FILES = {"train": "train", "dev": "valid", "test": "test"}
 
 def build_mner(source: Path, split: str) -> BuildResult:
     """Records of one split of a release folder such as `data/twitter2015`."""
-    if split not in FILES:
-        raise GenieError(f"unknown split {split!r}, expected one of {', '.join(FILES)}", source)
+    check_split(split, source)
     counts = dict.fromkeys(("tweets", "entities", "orphan_i_tags"), 0)
     records = []
     for tweet in read_conll(Path(source) / f"{FILES[split]}.txt"):

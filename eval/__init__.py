@@ -1,6 +1,12 @@
 """Evaluation metrics for genie's tasks (REFERENCE section 4)."""
 
 from eval.boxes import iou_matrix
-from eval.gmner import GmnerResult, Score, evaluate_gmner, prf
+from eval.fmnerg import evaluate_fmnerg
+from eval.gmner import GmnerResult, evaluate_gmner
+from eval.jmere import evaluate_jmere
+from eval.mner import evaluate_mner
+from eval.mre import evaluate_mre
+from eval.scores import Score, pair_records, prf
 
-__all__ = ["GmnerResult", "Score", "evaluate_gmner", "iou_matrix", "prf"]
+__all__ = ["GmnerResult", "Score", "evaluate_fmnerg", "evaluate_gmner", "evaluate_jmere", "evaluate_mner",
+           "evaluate_mre", "iou_matrix", "pair_records", "prf"]

@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     convert.add_argument("--source", required=True, type=Path, help="the release folder")
     convert.add_argument("--split", required=True)
     convert.add_argument("--out", required=True, type=Path)
+    convert.add_argument("--xml", type=Path, help="fmnerg: the Twitter10000_v2.0/xml folder of boxes, "
+                                                  "when it is not <source>/xml")
 
     train = commands.add_parser("train", help="train, select on dev, decode and score test")
     train.add_argument("--config", type=Path, help="YAML config (configs/<task>.yaml)")
@@ -59,7 +61,9 @@ def _convert(args) -> int:
 
     if args.task not in BUILDERS:
         raise GenieError(f"no data builder for task '{args.task}' (known: {', '.join(sorted(BUILDERS))})")
-    result = BUILDERS[args.task](args.source, args.split)
+    if args.xml and args.task != "fmnerg":
+        raise GenieError("--xml applies to --task fmnerg only")
+    result = BUILDERS[args.task](args.source, args.split, **({"xml": args.xml} if args.xml else {}))
     n = write_records(args.out, result.records)
     print(json.dumps({"out": str(args.out), "records": n, **result.counts}))
     return 0

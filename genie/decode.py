@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -15,7 +16,7 @@ from genie.data import Collator, GenieDataset, encode_target
 from genie.errors import GenieError
 from genie.modeling import GenieModel
 from genie.pipeline import feature_source
-from genie.records import Entity, Record, read_records, write_records
+from genie.records import Record, read_records, write_records
 from genie.tasks import get_task
 
 
@@ -51,7 +52,7 @@ def _records(model, dataset: GenieDataset, collate: Collator, batch: dict,
     out = []
     for row, (index, source, p) in enumerate(zip(indices, sources, parsed)):
         stats = {"malformed": p.malformed, "unmatched": p.unmatched, "ungrounded_slots": 0}
-        entities = [Entity(e.start, e.end, e.text, e.type, []) for e in p.entities]
+        entities = [replace(e, boxes=[]) for e in p.entities]
         for slot, k in enumerate(p.slot_entities):
             box = boxes.get((row, slot))
             if box is None:
@@ -59,7 +60,7 @@ def _records(model, dataset: GenieDataset, collate: Collator, batch: dict,
             else:
                 entities[k].boxes = [box]
         out.append((index, Record(id=source.id, task=source.task, tokens=source.tokens,
-                                  image_id=source.image_id, entities=entities), stats))
+                                  image_id=source.image_id, entities=entities, relations=p.relations), stats))
     return out
 
 

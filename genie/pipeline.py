@@ -32,8 +32,8 @@ def load_splits(cfg: GenieConfig, task: Task) -> tuple[Splits, str | None]:
     features_dir = cfg.features.dir
     if cfg.data.dir is None:
         demo_dir = Path(cfg.data.demo_dir) / task.name
-        build_demo(demo_dir, seed=cfg.data.demo_seed, n_train=cfg.data.demo_train_tweets, feature_dim=cfg.features.dim,
-                   noise_share=cfg.data.demo_noise_share)
+        build_demo(demo_dir, task.demo, seed=cfg.data.demo_seed, n_train=cfg.data.demo_train_tweets,
+                   feature_dim=cfg.features.dim, noise_share=cfg.data.demo_noise_share)
         data_dir = demo_dir
         features_dir = features_dir or str(demo_dir / "features")
     else:

@@ -1,13 +1,15 @@
 """The record format shared by gold data and predictions (one JSON object per line).
 
-`{"id", "task", "tokens", "image_id", "entities": [{"start", "end", "text", "type", "boxes"}]}`
-with token offsets (end exclusive) and xyxy pixel boxes; `boxes: []` means not in the image.
+`{"id", "task", "tokens", "image_id", "entities": [{"start", "end", "text", "type", "boxes"[, "fine_type"]}]
+[, "relations": [{"head", "tail", "type"}]]}` with token offsets (end exclusive), xyxy pixel boxes
+(`boxes: []` means not in the image), FMNERG's fine type beside the coarse `type`, and relations
+whose `head` / `tail` index into `entities`. The optional fields are written only when set.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -24,6 +26,7 @@ class Entity:
     text: str
     type: str
     boxes: list[Box] = field(default_factory=list)
+    fine_type: str | None = None
 
     @property
     def span(self) -> tuple[int, int]:
@@ -33,6 +36,19 @@ class Entity:
     def groundable(self) -> bool:
         return bool(self.boxes)
 
+    def to_dict(self) -> dict:
+        out = {"start": self.start, "end": self.end, "text": self.text, "type": self.type, "boxes": self.boxes}
+        if self.fine_type is not None:
+            out["fine_type"] = self.fine_type
+        return out
+
+
+@dataclass
+class Relation:
+    head: int  # index into the record's entities
+    tail: int
+    type: str
+
 
 @dataclass
 class Record:
@@ -41,9 +57,14 @@ class Record:
     tokens: list[str]
     image_id: str
     entities: list[Entity] = field(default_factory=list)
+    relations: list[Relation] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = {"id": self.id, "task": self.task, "tokens": self.tokens, "image_id": self.image_id,
+               "entities": [e.to_dict() for e in self.entities]}
+        if self.relations:
+            out["relations"] = [{"head": r.head, "tail": r.tail, "type": r.type} for r in self.relations]
+        return out
 
     @classmethod
     def from_dict(cls, data: object) -> "Record":
@@ -56,11 +77,13 @@ class Record:
         tokens = data["tokens"]
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise ValueError("'tokens' must be a list of strings")
-        entities = []
-        for k, ent in enumerate(data.get("entities", [])):
-            entities.append(_entity_from_dict(ent, len(tokens), k))
+        raw_entities, raw_relations = data.get("entities", []), data.get("relations", [])
+        if not isinstance(raw_entities, list) or not isinstance(raw_relations, list):
+            raise ValueError("'entities' and 'relations' must be lists")
+        entities = [_entity_from_dict(ent, len(tokens), k) for k, ent in enumerate(raw_entities)]
+        relations = [_relation_from_dict(rel, len(entities), k) for k, rel in enumerate(raw_relations)]
         return cls(id=str(data["id"]), task=str(data["task"]), tokens=tokens,
-                   image_id=str(data["image_id"]), entities=entities)
+                   image_id=str(data["image_id"]), entities=entities, relations=relations)
 
 
 def _entity_from_dict(ent: object, n_tokens: int, k: int) -> Entity:
@@ -70,15 +93,36 @@ def _entity_from_dict(ent: object, n_tokens: int, k: int) -> Entity:
         if key not in ent:
             raise ValueError(f"entity {k} is missing '{key}'")
     start, end = ent["start"], ent["end"]
-    if not (isinstance(start, int) and isinstance(end, int)) or not 0 <= start < end <= n_tokens:
+    if not (_is_int(start) and _is_int(end)) or not 0 <= start < end <= n_tokens:
         raise ValueError(f"entity {k} offsets [{start}, {end}) fall outside its {n_tokens} tokens")
     boxes = ent.get("boxes", [])
     if not isinstance(boxes, list) or not all(
         isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b) for b in boxes
     ):
         raise ValueError(f"entity {k} boxes must be a list of [x1, y1, x2, y2]")
+    fine_type = ent.get("fine_type")
+    if fine_type is not None and not isinstance(fine_type, str):
+        raise ValueError(f"entity {k} fine_type must be a string")
     return Entity(start=start, end=end, text=str(ent.get("text", "")), type=str(ent["type"]),
-                  boxes=[list(b) for b in boxes])
+                  boxes=[list(b) for b in boxes], fine_type=fine_type)
+
+
+def _relation_from_dict(rel: object, n_entities: int, k: int) -> Relation:
+    if not isinstance(rel, dict) or not all(key in rel for key in ("head", "tail", "type")):
+        raise ValueError(f"relation {k} must be an object with 'head', 'tail' and 'type'")
+    head, tail = rel["head"], rel["tail"]
+    if not (_is_int(head) and _is_int(tail)) or not (0 <= head < n_entities and 0 <= tail < n_entities):
+        raise ValueError(f"relation {k} head {head!r} / tail {tail!r} must index the record's "
+                         f"{n_entities} entities")
+    if head == tail:
+        raise ValueError(f"relation {k} links entity {head} to itself")
+    if not isinstance(rel["type"], str) or not rel["type"]:
+        raise ValueError(f"relation {k} type must be a non-empty string")
+    return Relation(head=head, tail=tail, type=rel["type"])
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def read_records(path: str | Path) -> list[Record]:
@@ -111,4 +155,3 @@ def write_records(path: str | Path, records: Iterable[Record]) -> int:
             handle.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
             n += 1
     return n
-

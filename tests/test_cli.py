@@ -93,3 +93,24 @@ def test_unknown_config_key_and_missing_file(tmp_path):
                           "unknown config key 'train.epoch'")
     assert_one_line_error(genie("evaluate", "--task", "gmner", "--gold", str(tmp_path / "no.jsonl"),
                                 "--pred", str(tmp_path / "no.jsonl")), "no such file")
+
+
+@pytest.mark.parametrize("task, source, counts", [
+    ("mner", "twitter-mner/data/twitter2017", {"tweets": 723, "orphan_i_tags": 0}),
+    ("mre", "mnre", {"instances": 1614, "relations": 640, "labels": 21}),
+    ("jmere", "mnre", {"sentences": 460, "triples": 640}),
+])
+def test_convert_every_task_prints_its_counts(shared_datasets, tmp_path, task, source, counts):
+    out = tmp_path / "test.jsonl"
+    result = genie("convert", "--task", task, "--source", str(shared_datasets / source), "--split", "test",
+                   "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert {k: printed[k] for k in counts} == counts
+    assert printed["records"] == len(out.read_text().splitlines()) > 0
+
+
+def test_xml_option_is_for_fmnerg_only(tmp_path):
+    assert_one_line_error(genie("convert", "--task", "gmner", "--source", str(tmp_path), "--split", "test",
+                                "--out", str(tmp_path / "o.jsonl"), "--xml", str(tmp_path)),
+                          "--xml applies to --task fmnerg only")

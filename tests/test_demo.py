@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,9 @@ import pytest
 from genie.demo import build_demo
 from genie.features import FeatureSource
 from genie.records import read_records
+from genie.tasks import get_task
 
+GMNER = get_task("gmner").demo
 SMALL = {"n_train": 300, "n_dev": 40, "n_test": 40}
 SPLITS = ("train", "dev", "test")
 
@@ -19,7 +22,7 @@ SPLITS = ("train", "dev", "test")
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    return out, build_demo(out, **SMALL)
+    return out, build_demo(out, GMNER, **SMALL)
 
 
 def npz_arrays(path):
@@ -38,8 +41,8 @@ def iou(box, boxes):
 def test_same_seed_same_files_other_seed_different(demo, tmp_path):
     out, _ = demo
     again, other = tmp_path / "again", tmp_path / "other"
-    build_demo(again, **SMALL)
-    build_demo(other, seed=1, **SMALL)
+    build_demo(again, GMNER, **SMALL)
+    build_demo(other, GMNER, seed=1, **SMALL)
     for split in SPLITS:
         assert (again / f"{split}.jsonl").read_bytes() == (out / f"{split}.jsonl").read_bytes()
     names = sorted(p.name for p in (out / "features").iterdir())
@@ -62,7 +65,7 @@ def test_records_read_back_and_match_the_counts(demo):
         entities = [e for r in records for e in r.entities]
         assert counts[split] == {"tweets": len(records), "entities": len(entities),
                                  "groundable": sum(e.groundable for e in entities),
-                                 "boxes": sum(len(e.boxes) for e in entities)}
+                                 "boxes": sum(len(e.boxes) for e in entities), "relations": 0}
         for r in records:
             assert r.task == "gmner" and r.id.startswith(f"demo-{split}-")
             assert 6 <= len(r.tokens) <= 20 and 1 <= len(r.entities) <= 3
@@ -100,19 +103,29 @@ def test_gold_boxes_sit_on_a_region_that_identifies_the_name(demo):
 
 
 def test_noise_share_one_makes_nothing_groundable(tmp_path):
-    counts = build_demo(tmp_path, n_train=50, n_dev=5, n_test=5, noise_share=1.0)
+    counts = build_demo(tmp_path, GMNER, n_train=50, n_dev=5, n_test=5, noise_share=1.0)
     assert all(c["groundable"] == 0 and c["boxes"] == 0 and c["entities"] > 0 for c in counts.values())
 
 
 def test_second_call_is_a_no_op_and_a_changed_parameter_rebuilds(tmp_path):
-    counts = build_demo(tmp_path, **SMALL)
+    counts = build_demo(tmp_path, GMNER, **SMALL)
     watched = [tmp_path / "train.jsonl", tmp_path / "demo.json",
                tmp_path / "features" / "demo_000000.jpg.npz"]
     before = [p.stat().st_mtime_ns for p in watched]
-    assert build_demo(tmp_path, **SMALL) == counts
+    assert build_demo(tmp_path, GMNER, **SMALL) == counts
     assert [p.stat().st_mtime_ns for p in watched] == before
-    changed = build_demo(tmp_path, **{**SMALL, "n_test": 10})
+    changed = build_demo(tmp_path, GMNER, **{**SMALL, "n_test": 10})
     assert changed["test"]["tweets"] == 10 and len(read_records(tmp_path / "test.jsonl")) == 10
     assert json.loads((tmp_path / "demo.json").read_text())["params"]["n_test"] == 10
     assert (tmp_path / "train.jsonl").stat().st_mtime_ns != before[0]
     assert len(list((tmp_path / "features").iterdir())) == 350  # no stale images left behind
+
+
+def test_a_changed_spec_rebuilds(tmp_path):
+    counts = build_demo(tmp_path, GMNER, **SMALL)
+    before = (tmp_path / "train.jsonl").read_bytes()
+    fewer_names = replace(GMNER, names_per_key=3)
+    build_demo(tmp_path, fewer_names, **SMALL)
+    names = {e.text for r in read_records(tmp_path / "train.jsonl") for e in r.entities}
+    assert len(names) <= 4 * 3 and (tmp_path / "train.jsonl").read_bytes() != before
+    assert build_demo(tmp_path, GMNER, **SMALL) == counts and (tmp_path / "train.jsonl").read_bytes() == before

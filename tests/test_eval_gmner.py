@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eval.gmner import evaluate_gmner, prf
+from eval.gmner import evaluate_gmner
+from eval.scores import prf
 from genie.errors import GenieError
 from genie.records import Entity, Record
 

@@ -1,4 +1,4 @@
-"""The task interface and registry: a task is its labels, linearizer, parser and metric.
+"""The task interface and registry: a task is its labels, linearizer, parser, metric and demo.
 
 The training loop, decoder and model only talk to this interface, so a new task is a new
 module that calls `register`, nothing else.
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from genie.demo import DemoSpec
 from genie.errors import GenieError
-from genie.records import Entity, Record
+from genie.records import Entity, Record, Relation
 
 
 @dataclass
@@ -24,11 +25,12 @@ class Target:
 
 @dataclass
 class Parsed:
-    """What a parser recovered from one generated sequence. Entities keep the order of the
-    text; `slots[i]` grounds `entities[slot_entities[i]]`. `malformed` counts parts that
+    """What a parser recovered from one generated sequence. `slots[i]` grounds
+    `entities[slot_entities[i]]`; relations index `entities`. `malformed` counts parts that
     could not be read, `unmatched` the entity strings not found in the input tokens."""
 
     entities: list[Entity] = field(default_factory=list)
+    relations: list[Relation] = field(default_factory=list)
     slots: list[tuple[int, int]] = field(default_factory=list)
     slot_entities: list[int] = field(default_factory=list)
     malformed: int = 0
@@ -39,9 +41,10 @@ class Task:
     """Base class; subclasses set the class attributes and implement the four methods."""
 
     name: str = ""
-    types: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # entity types, or relation labels for relation tasks
     headline: str = ""  # the metric that selects the checkpoint on dev
     grounded: bool = False  # has a grounding head
+    demo: DemoSpec  # the embedded synthetic corpus `make train` uses
 
     def source_text(self, record: Record) -> str:
         return " ".join(record.tokens)

@@ -1,6 +1,7 @@
 """TIGER-style text targets for entity tasks: one clause per entity, joined by a separator.
 
     "Pak is a location, which is in the image [SEP] Obama is a person, which is not in the image"
+    "Obama is a person and a politician, which is in the image"           (FMNERG: coarse + fine)
 
 The grounding slot of an entity in the image is the phrase "which is in the image": the
 decoder states of its tokens score the image regions.
@@ -10,65 +11,56 @@ from __future__ import annotations
 
 import re
 
+from genie.errors import GenieError
 from genie.records import Entity, Record
 from genie.tasks.base import Parsed, Target, Task
+from genie.tasks.mentions import Mentions, article, name_pattern
 
 SEPARATOR = " [SEP] "
 IN_IMAGE = "which is in the image"
 NOT_IN_IMAGE = "which is not in the image"
 
-
-def article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
+TypeKey = tuple[str, str | None]  # (type, fine type or None)
 
 
-def find_span(tokens: list[str], words: list[str], nth: int) -> tuple[int, int] | None:
-    """The `nth` (0-based) occurrence of `words` as a token run in `tokens`, or None."""
-    n = len(words)
-    seen = 0
-    for i in range(len(tokens) - n + 1):
-        if tokens[i:i + n] == words:
-            if seen == nth:
-                return (i, i + n)
-            seen += 1
-    return None
+def type_phrases(words: dict[str, str]) -> dict[TypeKey, str]:
+    """{"LOC": "location"} -> {("LOC", None): "a location"}."""
+    return {(label, None): f"{article(w)} {w}" for label, w in words.items()}
 
 
-def occurrence(tokens: list[str], entity: Entity) -> int:
-    """How many earlier runs of the entity's tokens precede it: the index the parser needs."""
-    words = tokens[entity.start:entity.end]
-    return sum(tokens[i:i + len(words)] == words for i in range(entity.start))
+def clauses(text: str) -> list[tuple[int, str]]:
+    """The non-empty clauses of a generated text, each with its char offset in `text`."""
+    out, offset = [], 0
+    for part in text.split(SEPARATOR.strip()):
+        stripped = part.strip()
+        if stripped:
+            out.append((offset + len(part) - len(part.lstrip()), stripped))
+        offset += len(part) + len(SEPARATOR.strip())
+    return out
 
 
 class EntityTextFormat:
     """Linearizer and parser for (span, type[, in the image]) entities.
 
-    `verbalizer` maps labels to the words used in the text ("LOC" -> "location"). An entity
-    whose tokens also occur earlier in the tweet without being that entity would be
-    ambiguous; its clause names the occurrence, e.g. "Trump (2) is a person, ...", so the
-    round trip is exact.
+    `phrases` maps a type key to the words that follow "is": ("LOC", None) -> "a location",
+    ("person", "politician") -> "a person and a politician".
     """
 
-    def __init__(self, verbalizer: dict[str, str], grounded: bool):
-        self.verbalizer = verbalizer
-        self.labels = {words: label for label, words in verbalizer.items()}
+    def __init__(self, phrases: dict[TypeKey, str], grounded: bool):
+        self.phrases = phrases
+        self.keys = {phrase: key for key, phrase in phrases.items()}
         self.grounded = grounded
-        types = "|".join(re.escape(w) for w in sorted(self.labels, key=len, reverse=True))
+        types = "|".join(re.escape(p) for p in sorted(self.keys, key=len, reverse=True))
         tail = r", which is (?P<neg>not )?in the image" if grounded else ""
-        self.pattern = re.compile(rf"^(?P<text>.+?)(?: \((?P<nth>\d+)\))? is an? (?P<type>{types}){tail}$")
+        self.pattern = re.compile(rf"^{name_pattern('text')} is (?P<type>{types}){tail}$")
 
     def linearize(self, record: Record, groundable: list[bool] | None = None) -> Target:
         order = sorted(range(len(record.entities)), key=lambda k: record.entities[k].span)
         target = Target(text="")
-        seen: dict[tuple[str, ...], int] = {}
+        mentions = Mentions(record.tokens, sequential=True)
         for rank, k in enumerate(order):
             entity = record.entities[k]
-            words = tuple(record.tokens[entity.start:entity.end])
-            nth = occurrence(record.tokens, entity)
-            name = " ".join(words) if nth == seen.get(words, 0) else f"{' '.join(words)} ({nth + 1})"
-            seen[words] = nth + 1
-            label = self.verbalizer[entity.type]
-            clause = f"{name} is {article(label)} {label}"
+            clause = f"{mentions.write(entity.span)} is {self._phrase(record, entity)}"
             if rank:
                 target.text += SEPARATOR
             if self.grounded:
@@ -82,28 +74,29 @@ class EntityTextFormat:
             target.text += clause
         return target
 
+    def _phrase(self, record: Record, entity: Entity) -> str:
+        key = (entity.type, entity.fine_type)
+        if key not in self.phrases:
+            label = entity.type if entity.fine_type is None else f"{entity.type}/{entity.fine_type}"
+            known = sorted(k if f is None else f"{k}/{f}" for k, f in self.phrases)
+            raise GenieError(f"record {record.id!r}: entity type {label!r} is not one of this task's types "
+                             f"({', '.join(known[:12])}{', ...' if len(known) > 12 else ''})")
+        return self.phrases[key]
+
     def parse(self, text: str, record: Record) -> Parsed:
         parsed = Parsed()
-        seen: dict[tuple[str, ...], int] = {}
-        offset = 0
-        for part in text.split(SEPARATOR.strip()):
-            begin = offset + len(part) - len(part.lstrip())
-            offset += len(part) + len(SEPARATOR.strip())
-            part = part.strip()
-            if not part:
-                continue
+        mentions = Mentions(record.tokens, sequential=True)
+        for begin, part in clauses(text):
             match = self.pattern.match(part)
             if match is None:
                 parsed.malformed += 1
                 continue
-            words = match["text"].split()
-            nth = int(match["nth"]) - 1 if match["nth"] else seen.get(tuple(words), 0)
-            span = find_span(record.tokens, words, nth)
+            span = mentions.read(match, "text")
             if span is None:
                 parsed.unmatched += 1
                 continue
-            seen[tuple(words)] = nth + 1
-            entity = Entity(start=span[0], end=span[1], text=" ".join(words), type=self.labels[match["type"]])
+            kind, fine = self.keys[match["type"]]
+            entity = Entity(span[0], span[1], " ".join(record.tokens[span[0]:span[1]]), kind, fine_type=fine)
             if self.grounded and not match["neg"]:
                 slot_begin = begin + part.rindex(IN_IMAGE)
                 parsed.slots.append((slot_begin, slot_begin + len(IN_IMAGE)))
@@ -113,12 +106,12 @@ class EntityTextFormat:
 
 
 class EntityTextTask(Task):
-    """A task whose text target is `EntityTextFormat` over its `verbalizer`."""
+    """A task whose text target is `EntityTextFormat` over its `phrases`."""
 
-    verbalizer: dict[str, str] = {}
+    phrases: dict[TypeKey, str] = {}
 
     def __init__(self) -> None:
-        self.text_format = EntityTextFormat(self.verbalizer, grounded=self.grounded)
+        self.text_format = EntityTextFormat(self.phrases, grounded=self.grounded)
 
     def linearize(self, record: Record, groundable: list[bool] | None = None) -> Target:
         return self.text_format.linearize(record, groundable)

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from eval.gmner import evaluate_gmner
+from genie.demo import EntityDemo
+from genie.demo.entities import GMNER_CONTEXTS
+from genie.labels import NER_WORDS
 from genie.records import Record
 from genie.tasks.base import register
-from genie.tasks.entity_text import EntityTextTask
+from genie.tasks.entity_text import EntityTextTask, type_phrases
+
+TYPES = ("PER", "LOC", "ORG", "OTHER")
 
 
 class GMNER(EntityTextTask):
     name = "gmner"
-    types = ("PER", "LOC", "ORG", "OTHER")
+    labels = TYPES
     headline = "gmner"
     grounded = True
-    verbalizer = {"PER": "person", "LOC": "location", "ORG": "organization", "OTHER": "other"}
+    phrases = type_phrases({t: NER_WORDS[t] for t in TYPES})
+    demo = EntityDemo("gmner", tuple((t, None) for t in TYPES), GMNER_CONTEXTS)
 
     def evaluate(self, gold: list[Record], pred: list[Record]) -> dict:
         return evaluate_gmner(gold, pred)

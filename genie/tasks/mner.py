@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from eval.mner import evaluate_mner
+from genie.demo import EntityDemo
+from genie.demo.entities import GMNER_CONTEXTS
+from genie.labels import NER_TYPES, NER_WORDS
 from genie.records import Record
 from genie.tasks.base import register
-from genie.tasks.entity_text import EntityTextTask
+from genie.tasks.entity_text import EntityTextTask, type_phrases
 
 
 class MNER(EntityTextTask):
     name = "mner"
-    types = ("PER", "LOC", "ORG", "OTHER", "MISC")
+    labels = NER_TYPES
     headline = "mner"
     grounded = False
-    verbalizer = {"PER": "person", "LOC": "location", "ORG": "organization", "OTHER": "other",
-                  "MISC": "miscellaneous"}
+    phrases = type_phrases(NER_WORDS)
+    # The GMNER demo's tweets without their boxes (the image is still model input).
+    demo = EntityDemo("mner", tuple((t, None) for t in GMNER_CONTEXTS), GMNER_CONTEXTS, boxes=False)
 
     def evaluate(self, gold: list[Record], pred: list[Record]) -> dict:
         return evaluate_mner(gold, pred)

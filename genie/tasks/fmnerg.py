@@ -1,0 +1,33 @@
+"""FMNERG: GMNER with a fine type under each coarse one (8 coarse, 51 fine; TIGER's target)."""
+
+from __future__ import annotations
+
+from eval.fmnerg import evaluate_fmnerg
+from genie.demo import EntityDemo
+from genie.demo.entities import FMNERG_CONTEXTS
+from genie.labels import FMNERG_TYPES
+from genie.records import Record
+from genie.tasks.base import register
+from genie.tasks.entity_text import EntityTextTask
+from genie.tasks.mentions import article
+
+KEYS = tuple((coarse, fine) for coarse, fines in FMNERG_TYPES.items() for fine in fines)
+
+
+def words(label: str) -> str:
+    return label.replace("_", " ")
+
+
+class FMNERG(EntityTextTask):
+    name = "fmnerg"
+    labels = tuple(fine for _, fine in KEYS)
+    headline = "fmnerg"
+    grounded = True
+    phrases = {(c, f): f"{article(c)} {words(c)} and {article(f)} {words(f)}" for c, f in KEYS}
+    demo = EntityDemo("fmnerg", KEYS, FMNERG_CONTEXTS, names_per_key=1)  # a name per fine type
+
+    def evaluate(self, gold: list[Record], pred: list[Record]) -> dict:
+        return evaluate_fmnerg(gold, pred)
+
+
+register(FMNERG())

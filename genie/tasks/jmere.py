@@ -1,0 +1,95 @@
+"""JMERE: every (head, head type, relation, tail, tail type) triple of a tweet.
+
+    "Obama is a person, member of, Acme is an organization [SEP] ..."
+
+One clause per relation, ordered by head and tail position. An entity recurs in several
+triples, so a mention names its occurrence only when it is not the first ("Pak (2)"), and the
+round trip is exact.
+"""
+
+from __future__ import annotations
+
+import re
+
+from eval.jmere import evaluate_jmere
+from genie.demo import RelationDemo
+from genie.errors import GenieError
+from genie.labels import JMERE_RELATIONS, NO_RELATION, RELATION_TYPE_WORDS, RELATION_TYPES
+from genie.records import Entity, Record, Relation
+from genie.tasks.base import Parsed, Target, Task, register
+from genie.tasks.entity_text import SEPARATOR, clauses
+from genie.tasks.mentions import Mentions, article, name_pattern
+
+TYPE_PHRASES = {t: f"{article(w)} {w}" for t, w in RELATION_TYPE_WORDS.items()}
+RELATION_WORDS = {r: r.replace("_", " ") for r in JMERE_RELATIONS}
+
+
+def _alternatives(phrases) -> str:
+    return "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
+
+
+class JMERE(Task):
+    name = "jmere"
+    labels = JMERE_RELATIONS
+    headline = "jmere"
+    grounded = False
+    demo = RelationDemo("jmere", joint=True)
+    types = {phrase: t for t, phrase in TYPE_PHRASES.items()}
+    relations = {words: r for r, words in RELATION_WORDS.items()}
+    pattern = re.compile(
+        rf"^{name_pattern('head')} is (?P<head_type>{_alternatives(types)}), "
+        rf"(?P<relation>{_alternatives(relations)}), "
+        rf"{name_pattern('tail')} is (?P<tail_type>{_alternatives(types)})$")
+
+    def linearize(self, record: Record, groundable: list[bool] | None = None) -> Target:
+        ents = record.entities
+        for entity in ents:
+            if entity.type not in RELATION_TYPES:
+                raise GenieError(f"record {record.id!r}: entity type {entity.type!r} is not a JMERE type "
+                                 f"({', '.join(RELATION_TYPES)})")
+        kept = [r for r in record.relations if r.type != NO_RELATION]
+        for relation in kept:
+            if relation.type not in RELATION_WORDS:
+                raise GenieError(f"record {record.id!r}: relation {relation.type!r} is not a JMERE relation")
+        kept.sort(key=lambda r: (ents[r.head].span, ents[r.tail].span, r.type))
+        mentions = Mentions(record.tokens, sequential=False)
+        written = []
+        for r in kept:
+            head, tail = ents[r.head], ents[r.tail]
+            written.append(f"{mentions.write(head.span)} is {TYPE_PHRASES[head.type]}, {RELATION_WORDS[r.type]}, "
+                           f"{mentions.write(tail.span)} is {TYPE_PHRASES[tail.type]}")
+        return Target(text=SEPARATOR.join(written))
+
+    def parse(self, text: str, record: Record) -> Parsed:
+        parsed = Parsed()
+        mentions = Mentions(record.tokens, sequential=False)
+        index: dict[tuple[tuple[int, int], str], int] = {}  # (span, type) -> entity index
+
+        def entity(span: tuple[int, int], kind: str) -> int:
+            if (span, kind) not in index:
+                index[(span, kind)] = len(parsed.entities)
+                parsed.entities.append(Entity(span[0], span[1], " ".join(record.tokens[span[0]:span[1]]), kind))
+            return index[(span, kind)]
+
+        for _, clause in clauses(text):
+            match = self.pattern.match(clause)
+            if match is None:
+                parsed.malformed += 1
+                continue
+            head, tail = mentions.read(match, "head"), mentions.read(match, "tail")
+            if head is None or tail is None:
+                parsed.unmatched += 1
+                continue
+            head_type, tail_type = self.types[match["head_type"]], self.types[match["tail_type"]]
+            if (head, head_type) == (tail, tail_type):  # an entity in relation with itself
+                parsed.malformed += 1
+                continue
+            parsed.relations.append(Relation(entity(head, head_type), entity(tail, tail_type),
+                                             self.relations[match["relation"]]))
+        return parsed
+
+    def evaluate(self, gold: list[Record], pred: list[Record]) -> dict:
+        return evaluate_jmere(gold, pred)
+
+
+register(JMERE())

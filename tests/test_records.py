@@ -1,0 +1,53 @@
+"""The record format: optional fine types and relations, written only when set, validated on read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from genie.errors import GenieError
+from genie.records import Entity, Record, Relation, read_records, write_records
+
+TOKENS = ["Obama", "joins", "Acme"]
+
+
+def test_fine_types_and_relations_round_trip_and_are_omitted_when_unset(tmp_path):
+    plain = Record("1", "gmner", TOKENS, "x", [Entity(0, 1, "Obama", "PER", [[1, 2, 3, 4]])])
+    rich = Record("2", "jmere", TOKENS, "y", [Entity(0, 1, "Obama", "per"), Entity(2, 3, "Acme", "org")],
+                  [Relation(0, 1, "member_of")])
+    fine = Record("3", "fmnerg", TOKENS, "z", [Entity(0, 1, "Obama", "person", [], "politician")])
+    path = tmp_path / "records.jsonl"
+    write_records(path, [plain, rich, fine])
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert "relations" not in rows[0] and "fine_type" not in rows[0]["entities"][0]
+    assert rows[1]["relations"] == [{"head": 0, "tail": 1, "type": "member_of"}]
+    assert rows[2]["entities"][0]["fine_type"] == "politician"
+    assert read_records(path) == [plain, rich, fine]
+
+
+@pytest.mark.parametrize("relations, problem", [
+    ([{"head": 0, "tail": 2, "type": "member_of"}], "relation 0 head 0 / tail 2 must index the record's 2 entities"),
+    ([{"head": 1, "tail": 1, "type": "peer"}], "relation 0 links entity 1 to itself"),
+    ([{"head": 0, "tail": 1}], "relation 0 must be an object with 'head', 'tail' and 'type'"),
+    ([{"head": True, "tail": 1, "type": "peer"}], "must index"),
+    ([{"head": 0, "tail": 1, "type": ""}], "type must be a non-empty string"),
+    ({"head": 0}, "'entities' and 'relations' must be lists"),
+])
+def test_bad_relations_name_the_line_and_problem(tmp_path, relations, problem):
+    row = {"id": "1", "task": "jmere", "tokens": TOKENS, "image_id": "x",
+           "entities": [{"start": 0, "end": 1, "type": "per"}, {"start": 2, "end": 3, "type": "org"}],
+           "relations": relations}
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({**row, "relations": []}) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(GenieError) as info:
+        read_records(path)
+    assert str(info.value).startswith(f"{path}:2: not a genie record: ") and problem in str(info.value)
+
+
+def test_fine_type_must_be_a_string(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"id": "1", "task": "fmnerg", "tokens": TOKENS, "image_id": "x",
+                                "entities": [{"start": 0, "end": 1, "type": "person", "fine_type": 3}]}) + "\n")
+    with pytest.raises(GenieError, match=r":1: not a genie record: entity 0 fine_type must be a string"):
+        read_records(path)
