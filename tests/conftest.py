@@ -17,3 +17,9 @@ def shared_datasets() -> Path:
     if not SHARED_DATASETS.is_dir():
         pytest.skip(f"real datasets not found at {SHARED_DATASETS}")
     return SHARED_DATASETS
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Training tests first (longest first within a file): pytest-xdist then spreads them over
+    the workers, instead of leaving one worker to finish a long run alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

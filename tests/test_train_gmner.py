@@ -1,17 +1,20 @@
-"""The embedded default run learns, and its grounding really uses the image.
+"""The embedded default run learns, and the trained model grounds through the image.
 
-These train the same tiny model `make train TASK=gmner` trains (a few CPU minutes each)."""
+The default run trains the same tiny model `make train TASK=gmner` trains (a few CPU minutes);
+the tests that read it form one xdist group, so it is trained once."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from genie.config import load_config
+from genie.decode import decode_file
 from genie.modeling import build_backbone
 from genie.pipeline import build_model, load_splits
 from genie.records import read_records
@@ -22,17 +25,13 @@ from genie.train import train
 pytestmark = pytest.mark.slow
 
 
-def run(tmp_path_factory, name: str, *overrides: str) -> tuple[dict, object]:
-    out = tmp_path_factory.mktemp(name)
-    cfg = load_config("configs/gmner.yaml", [f"train.output_dir={out}", *overrides])
-    return train(cfg), out
-
-
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
-    return run(tmp_path_factory, "default")
+    out = tmp_path_factory.mktemp("default")
+    return train(load_config("configs/gmner.yaml", [f"train.output_dir={out}"])), out
 
 
+@pytest.mark.xdist_group("gmner_default_run")
 def test_default_demo_learns_gmner(default_run):
     metrics, out = default_run
     assert metrics["gmner"]["f1"] >= 85.0, metrics
@@ -41,13 +40,18 @@ def test_default_demo_learns_gmner(default_run):
     assert (out / "test_predictions.jsonl").is_file() and (out / "best" / "genie.yaml").is_file()
 
 
-def test_zeroed_region_features_score_clearly_lower(default_run, tmp_path_factory):
-    metrics, _ = default_run
-    blind, _ = run(tmp_path_factory, "blind", "features.zero=true")
+@pytest.mark.xdist_group("gmner_default_run")
+def test_the_trained_model_grounds_through_the_image(default_run, tmp_path):
+    """Decoded with every region feature zeroed, the same model loses its grounding."""
+    metrics, out = default_run
+    test_file = f"{load_config(out / 'genie.yaml').data.demo_dir}/gmner/test.jsonl"
+    decode_file(out / "best", Path(test_file), tmp_path / "blind.jsonl", overrides=["features.zero=true"])
+    blind = get_task("gmner").evaluate(read_records(test_file), read_records(tmp_path / "blind.jsonl"))
     for metric in ("gmner", "eeg"):
         assert blind[metric]["f1"] < metrics[metric]["f1"] - 15.0, (metric, blind[metric], metrics[metric])
 
 
+@pytest.mark.xdist_group("gmner_default_run")
 def test_decode_and_evaluate_cli_reproduce_the_run(default_run, tmp_path):
     metrics, out = default_run
     cfg = load_config(out / "genie.yaml")
