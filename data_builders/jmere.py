@@ -20,7 +20,7 @@ from pathlib import Path
 
 from data_builders import BuildResult
 from data_builders.files import check_split, first_existing, read_text
-from data_builders.mnre import mnre_file, read_mnre
+from data_builders.mnre import entity_span, mnre_file, read_mnre, token_list
 from genie.errors import GenieError
 from genie.labels import JMERE_RELATIONS, NO_RELATION, RELATION_TYPES, split_path
 from genie.records import Entity, Record, Relation
@@ -87,9 +87,7 @@ def _json_items(path: Path) -> list[tuple[str, object]]:
 def _parse_item(item: object) -> tuple[list[str], str, list[Triple]]:
     if not isinstance(item, dict) or not all(k in item for k in ("token", "img_id", "label_list")):
         raise ValueError("expected an object with 'token', 'img_id' and 'label_list'")
-    tokens = item["token"]
-    if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t for t in tokens):
-        raise ValueError("'token' must be a non-empty list of non-empty strings")
+    tokens = token_list(item)
     if not isinstance(item["img_id"], str) or not isinstance(item["label_list"], list):
         raise ValueError("'img_id' must be a string and 'label_list' a list")
     found = []
@@ -108,14 +106,11 @@ def _parse_item(item: object) -> tuple[list[str], str, list[Triple]]:
 
 
 def _entity(entity: object, n_tokens: int, k: int) -> tuple[tuple[int, int], str]:
-    pos = entity.get("pos") if isinstance(entity, dict) else None
-    if not (isinstance(pos, list) and len(pos) == 2 and all(type(v) is int for v in pos)
-            and 0 <= pos[0] < pos[1] <= n_tokens):
-        raise ValueError(f"label {k}: entity 'pos' must be [start, end) inside the {n_tokens} tokens, got {pos!r}")
+    span = entity_span(entity, n_tokens, f"label {k}: entity")
     if entity.get("tags") not in RELATION_TYPES:
         raise ValueError(f"label {k}: entity 'tags' must be one of {', '.join(RELATION_TYPES)}, "
                          f"got {entity.get('tags')!r}")
-    return (pos[0], pos[1]), entity["tags"]
+    return span, entity["tags"]
 
 
 class _Records:

@@ -57,21 +57,32 @@ def _parse(text: str, lineno: int) -> MnreLine:
     missing = [key for key in ("token", "h", "t", "img_id", "relation") if key not in data]
     if missing:
         raise ValueError(f"missing key {', '.join(missing)}")
-    tokens = data["token"]
-    if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t for t in tokens):
-        raise ValueError("'token' must be a non-empty list of non-empty strings")
+    tokens = token_list(data)
     spans, names_match = [], True
     for key in ("h", "t"):
-        entity = data[key]
-        pos = entity.get("pos") if isinstance(entity, dict) else None
-        if not (isinstance(pos, list) and len(pos) == 2 and all(type(v) is int for v in pos)
-                and 0 <= pos[0] < pos[1] <= len(tokens)):
-            raise ValueError(f"'{key}' needs 'pos': [start, end) inside the {len(tokens)} tokens, got {pos!r}")
-        spans.append((pos[0], pos[1]))
-        names_match &= entity.get("name") == " ".join(tokens[pos[0]:pos[1]])
+        start, end = entity_span(data[key], len(tokens), f"'{key}'")
+        spans.append((start, end))
+        names_match &= data[key].get("name") == " ".join(tokens[start:end])
     if not isinstance(data["img_id"], str) or not data["img_id"]:
         raise ValueError("'img_id' must be a non-empty string")
     if data["relation"] not in MNRE_LABELS:
         raise ValueError(f"relation {data['relation']!r} is not one of the 23 MNRE labels")
     return MnreLine(lineno, tokens, spans[0], spans[1], names_match, data["img_id"].removesuffix(".jpg"),
                     data["relation"])
+
+
+def token_list(data: dict) -> list[str]:
+    """The `token` field, checked: MNRE lines and JMERE items share it."""
+    tokens = data["token"]
+    if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t for t in tokens):
+        raise ValueError("'token' must be a non-empty list of non-empty strings")
+    return tokens
+
+
+def entity_span(entity: object, n_tokens: int, where: str) -> tuple[int, int]:
+    """An entity's `pos`, [start, end) token offsets, checked against the tweet's length."""
+    pos = entity.get("pos") if isinstance(entity, dict) else None
+    if not (isinstance(pos, list) and len(pos) == 2 and all(type(v) is int for v in pos)
+            and 0 <= pos[0] < pos[1] <= n_tokens):
+        raise ValueError(f"{where}: 'pos' must be [start, end) inside the {n_tokens} tokens, got {pos!r}")
+    return pos[0], pos[1]

@@ -139,3 +139,12 @@ def test_real_mnre_derived_jmere_round_trip(shared_datasets, split, sentences, t
     assert result.counts["duplicate_triples"] == result.counts["spans_with_two_types"] == 0
     scores = assert_perfect(TASK, result.records)
     assert scores["jmere"]["gold"] == triples
+
+
+def test_a_span_outside_the_tokens_names_the_item_and_label(tmp_path):
+    bad = {**ITEM, "label_list": [{"beg_ent": ent("Obama", [0, 9], "per"), "sec_ent": ent("Acme", [2, 3], "org"),
+                                   "relation": "member_of"}]}
+    (tmp_path / "val.json").write_text(json.dumps([ITEM, bad]))
+    with pytest.raises(GenieError, match=r"val.json: item 2: label 1: entity: 'pos' must be \[start, end\) "
+                                         r"inside the 7 tokens, got \[0, 9\]"):
+        BUILDERS["jmere"](tmp_path, "dev")
