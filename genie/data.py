@@ -9,7 +9,6 @@ from torch.utils.data import Dataset
 from eval.boxes import iou_matrix
 from genie.features import FeatureSource, RegionFeatures
 from genie.records import Record
-from genie.tasks import Task
 
 IOU_FLOOR = 0.5  # REFERENCE section 3: IoU <= 0.5 counts as no overlap
 
@@ -35,33 +34,18 @@ def normalised_boxes(regions: RegionFeatures) -> np.ndarray:
     return np.concatenate([boxes, area[:, None]], 1) * regions.mask[:, None]
 
 
-def encode_target(tokenizer, text: str, slots: list[tuple[int, int]], max_length: int):
-    """Label ids of `text` and, per grounding slot, the decoder positions to pool.
-
-    Decoder position j is fed label j-1 (labels are shifted right), so the states that have
-    read a slot's tokens are the label positions of those tokens plus one: we pool those, the
-    states fed the phrase, rather than the ones that predict it."""
-    enc = tokenizer(text, truncation=True, max_length=max_length, return_offsets_mapping=True)
-    ids, offsets = enc["input_ids"], enc["offset_mapping"]
-    pools = []
-    for begin, end in slots:
-        fed = [j + 1 for j, (a, b) in enumerate(offsets) if b > a and a < end and b > begin and j + 1 < len(ids)]
-        pools.append(fed)
-    return ids, pools
-
-
 class GenieDataset(Dataset):
-    """Records of one split, turned into model inputs lazily (features are read per item)."""
+    """Records of one split, turned into model inputs lazily (features are read per item);
+    `targets` is the run's target format (`genie.formats`). The tokenised text and grounding
+    targets of an item never change, so they are computed once and kept: every later epoch
+    only reads the regions."""
 
-    def __init__(self, records: list[Record], task: Task, tokenizer, features: FeatureSource,
-                 max_source_length: int, max_target_length: int, zero_features: bool = False):
+    def __init__(self, records: list[Record], targets, features: FeatureSource, zero_features: bool = False):
         self.records = records
-        self.task = task
-        self.tokenizer = tokenizer
+        self.targets = targets
         self.features = features
-        self.max_source_length = max_source_length
-        self.max_target_length = max_target_length
         self.zero_features = zero_features
+        self._encoded: dict[int, dict] = {}
 
     def __len__(self) -> int:
         return len(self.records)
@@ -75,20 +59,25 @@ class GenieDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
         regions = self.regions(record)
-        targets = [grounding_target(regions, e.boxes) if e.boxes else None for e in record.entities]
-        # An entity no candidate region covers is trained as not in the image (REFERENCE 3).
-        groundable = [t is not None and t.sum() > 0 for t in targets]
-        target = self.task.linearize(record, groundable)
-        labels, pools = encode_target(self.tokenizer, target.text, target.slots, self.max_target_length)
-        slots = [(pool, targets[k]) for pool, k in zip(pools, target.slot_entities) if pool]
-        source = self.tokenizer(self.task.source_text(record), truncation=True, max_length=self.max_source_length)
-        return {"index": index, "input_ids": source["input_ids"], "labels": labels, "slots": slots,
+        if index not in self._encoded:
+            self._encoded[index] = self.encode(record, regions)
+        return {"index": index, **self._encoded[index],
                 "region_features": regions.features, "region_boxes": normalised_boxes(regions),
                 "region_mask": regions.mask, "region_pixel_boxes": regions.boxes}
 
+    def encode(self, record: Record, regions: RegionFeatures) -> dict:
+        """Token ids, labels and grounding slots (decoder positions, region target) of a record."""
+        targets = [grounding_target(regions, e.boxes) if e.boxes else None for e in record.entities]
+        # An entity no candidate region covers is trained as not in the image (REFERENCE 3).
+        groundable = [t is not None and t.sum() > 0 for t in targets]
+        encoded = self.targets.encode(record, groundable)
+        pools, slot_entities = encoded.pop("pools"), encoded.pop("slot_entities")
+        return {**encoded, "slots": [(pool, targets[k]) for pool, k in zip(pools, slot_entities) if pool]}
+
 
 class Collator:
-    """Dynamic padding; grounding slots flattened across the batch."""
+    """Dynamic padding; grounding slots flattened across the batch; word starts (index targets)
+    padded with position 0 and masked."""
 
     def __init__(self, pad_token_id: int):
         self.pad_token_id = pad_token_id
@@ -96,6 +85,9 @@ class Collator:
     def __call__(self, items: list[dict]) -> dict:
         batch = self.pad_targets(items)
         batch["input_ids"], batch["attention_mask"] = _pad([it["input_ids"] for it in items], self.pad_token_id)
+        if "word_starts" in items[0]:
+            starts, mask = _pad([it["word_starts"] for it in items], 0)
+            batch["word_starts"], batch["word_mask"] = starts, mask.bool()
         for key in ("region_features", "region_boxes", "region_mask", "region_pixel_boxes"):
             batch[key] = torch.from_numpy(np.stack([it[key] for it in items]))
         return batch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -12,10 +13,10 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
 from genie.config import DecodeConfig, load_config
-from genie.data import Collator, GenieDataset, encode_target
+from genie.data import Collator, GenieDataset
 from genie.errors import GenieError
-from genie.modeling import GenieModel
-from genie.pipeline import feature_source
+from genie.formats import make_targets
+from genie.pipeline import feature_source, load_checkpoint
 from genie.records import Record, read_records, write_records
 from genie.tasks import get_task
 
@@ -28,12 +29,11 @@ def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: Data
     records are gathered with `gather_for_metrics`, which drops the padding duplicates."""
     model.eval()
     core = accelerator.unwrap_model(model)
-    collate = Collator(dataset.tokenizer.pad_token_id)
+    collate = Collator(dataset.targets.tokenizer.pad_token_id)
     rows: list[tuple[int, Record, dict]] = []
     for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
-        sequences = core.generate(batch, cfg.num_beams, cfg.max_new_tokens)
-        texts = dataset.tokenizer.batch_decode(sequences, skip_special_tokens=True)
-        local = _records(core, dataset, collate, batch, texts)
+        outputs = dataset.targets.generate(core, batch, cfg)
+        local = _records(core, dataset, collate, batch, outputs)
         # Per batch, as accelerate requires: it drops the last batch's padding duplicates.
         rows.extend(accelerator.gather_for_metrics(local, use_gather_object=True))
     total: Counter = Counter()
@@ -43,12 +43,12 @@ def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: Data
 
 
 def _records(model, dataset: GenieDataset, collate: Collator, batch: dict,
-             texts: list[str]) -> list[tuple[int, Record, dict]]:
+             outputs: list) -> list[tuple[int, Record, dict]]:
     """(dataset index, predicted record, parser counts) for each example of the batch."""
     indices = batch["index"].tolist()
     sources = [dataset.records[i] for i in indices]
-    parsed = [dataset.task.parse(text, source) for text, source in zip(texts, sources)]
-    boxes = _ground(model, dataset, collate, batch, texts, parsed)
+    parsed = [dataset.targets.parse(output, source) for output, source in zip(outputs, sources)]
+    boxes = _ground(model, dataset, collate, batch, outputs, parsed)
     out = []
     for row, (index, source, p) in enumerate(zip(indices, sources, parsed)):
         stats = {"malformed": p.malformed, "unmatched": p.unmatched, "ungrounded_slots": 0}
@@ -64,14 +64,14 @@ def _records(model, dataset: GenieDataset, collate: Collator, batch: dict,
     return out
 
 
-def _ground(model, dataset: GenieDataset, collate: Collator, batch: dict, texts: list[str],
+def _ground(model, dataset: GenieDataset, collate: Collator, batch: dict, outputs: list,
             parsed) -> dict[tuple[int, int], list[float]]:
-    """Re-read each generated text teacher-forced and pick the argmax region per slot."""
-    if not dataset.task.grounded or not any(p.slots for p in parsed):
+    """Re-read each generated sequence teacher-forced and pick the argmax region per slot."""
+    if not dataset.targets.task.grounded or not any(p.slots for p in parsed):
         return {}
     items, keys = [], []
-    for row, (text, p) in enumerate(zip(texts, parsed)):
-        labels, pools = encode_target(dataset.tokenizer, text, p.slots, dataset.max_target_length)
+    for row, (output, p) in enumerate(zip(outputs, parsed)):
+        labels, pools = dataset.targets.reread(output, p)
         slots = [(pool, None) for pool in pools if pool]
         keys.extend((row, s) for s, pool in enumerate(pools) if pool)
         items.append({"index": row, "labels": labels, "slots": slots})
@@ -79,8 +79,9 @@ def _ground(model, dataset: GenieDataset, collate: Collator, batch: dict, texts:
     device = batch["input_ids"].device
     sub = {k: v.to(device) for k, v in sub.items()}
     sub["input_ids"], sub["attention_mask"] = batch["input_ids"], batch["attention_mask"]
-    for key in ("region_features", "region_boxes", "region_mask"):
-        sub[key] = batch[key]
+    for key in ("region_features", "region_boxes", "region_mask", "word_starts", "word_mask"):
+        if key in batch:
+            sub[key] = batch[key]
     logits = model.region_logits(sub)
     choice = logits.argmax(-1).tolist()
     example = sub["slot_example"].tolist()
@@ -101,13 +102,17 @@ def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_
     records = read_records(input_path)
     accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    model = GenieModel.from_pretrained(checkpoint)
+    model = load_checkpoint(checkpoint, cfg, task)
     features = feature_source(cfg, features_dir or cfg.features.dir)
-    dataset = GenieDataset(records, task, tokenizer, features, cfg.model.max_source_length,
-                           cfg.model.max_target_length, zero_features=cfg.features.zero)
+    targets = make_targets(cfg.target_format, task, tokenizer, cfg.model.max_source_length,
+                           cfg.model.max_target_length)
+    dataset = GenieDataset(records, targets, features, zero_features=cfg.features.zero)
     loader = DataLoader(dataset, batch_size=cfg.decode.batch_size, collate_fn=Collator(tokenizer.pad_token_id))
     model, loader = accelerator.prepare(model, loader)
+    started = time.perf_counter()
     predictions, stats = predict(accelerator, model, dataset, loader, cfg.decode)
+    seconds = time.perf_counter() - started
     if accelerator.is_main_process:
         write_records(output_path, predictions)
-    return {"output": str(output_path), "records": len(predictions), **stats, "features": features.report()}
+    return {"output": str(output_path), "records": len(predictions), **stats, "features": features.report(),
+            "seconds": round(seconds, 2), "records_per_second": round(len(predictions) / seconds, 1)}

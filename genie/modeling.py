@@ -1,5 +1,6 @@
 """The model: a Hugging Face seq2seq backbone fed text plus projected image regions, and a
-grounding head that scores the regions from the decoder states of a grounding phrase."""
+grounding head that scores the regions from the decoder states of a grounding phrase. Text
+targets use the backbone's LM head; index targets its decoder with a pointer head."""
 
 from __future__ import annotations
 
@@ -10,12 +11,21 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import (AutoModelForSeq2SeqLM, AutoTokenizer, BartConfig, BartForConditionalGeneration,
-                          PreTrainedModel, T5Config, T5ForConditionalGeneration)
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    BartConfig,
+    BartForConditionalGeneration,
+    PreTrainedModel,
+    T5Config,
+    T5ForConditionalGeneration,
+)
 from transformers.modeling_outputs import BaseModelOutput
 
 from genie.config import ModelConfig
 from genie.errors import GenieError
+from genie.pointer import PointerHead, constrained_search
+from genie.tasks.index_format import Grammar
 
 TINY_MODELS = ("tiny-t5", "tiny-bart")
 HEADS_FILE = "genie_heads.safetensors"
@@ -50,13 +60,17 @@ class GroundingHead(nn.Module):
 
 
 class GenieModel(nn.Module):
-    def __init__(self, backbone: PreTrainedModel, feature_dim: int, dropout: float = 0.1):
+    """`pointer_labels` > 0: index targets with that many special labels (a pointer head)."""
+
+    def __init__(self, backbone: PreTrainedModel, feature_dim: int, dropout: float = 0.1, pointer_labels: int = 0):
         super().__init__()
         self.backbone = backbone
         self.feature_dim = feature_dim
         d_model = backbone.config.d_model
         self.regions = RegionEncoder(feature_dim, d_model, dropout)
         self.grounding = GroundingHead(d_model)
+        init_std = float(backbone.get_input_embeddings().weight.detach().std())
+        self.pointer = PointerHead(d_model, pointer_labels, init_std) if pointer_labels else None
 
     def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Encoder states of [text tokens; regions], their mask, and where the regions start."""
@@ -73,18 +87,43 @@ class GenieModel(nn.Module):
         pooled = torch.einsum("sl,sld->sd", batch["slot_pool"].to(decoder_states.dtype), decoder_states[example])
         return self.grounding(pooled, encoder_states[example, region_start:], batch["region_mask"][example])
 
+    def decode(self, batch: dict, encoder_states: torch.Tensor,
+               mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced last decoder states (B, T, d) for `batch["labels"]`, and their loss."""
+        if self.pointer is None:
+            out = self.backbone(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states),
+                                attention_mask=mask, labels=batch["labels"], output_hidden_states=True)
+            return out.decoder_hidden_states[-1], out.loss
+        labels = batch["labels"]
+        words = self.words(batch, encoder_states)
+        # Decoder position j is fed index j-1, as for text (labels shifted right).
+        inputs = torch.cat([self.pointer.start(len(labels)),
+                            self.pointer.inputs(labels[:, :-1].clamp(min=0), words)], 1)
+        states = self.backbone.get_decoder()(inputs_embeds=inputs, encoder_hidden_states=encoder_states,
+                                             encoder_attention_mask=mask, use_cache=False).last_hidden_state
+        logits = self.pointer.logits(states, words, batch["word_mask"])
+        return states, F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+
+    def words(self, batch: dict, encoder_states: torch.Tensor) -> torch.Tensor:
+        """Per word (B, W, d), the mean of its first sub-token's embedding and encoder state,
+        plus its position: what a pointer to it scores, and what the decoder reads after one
+        (the encoder state carries the whole word, where a first sub-token may be ambiguous)."""
+        starts = batch["word_starts"]
+        embeds = self.backbone.get_input_embeddings()(batch["input_ids"].gather(1, starts))
+        states = encoder_states.gather(1, starts[..., None].expand(-1, -1, encoder_states.shape[-1]))
+        return self.pointer.positions((embeds + states) / 2)
+
     def forward(self, batch: dict, grounding_weight: float = 1.0) -> dict:
         encoder_states, mask, region_start = self.encode(batch)
-        out = self.backbone(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states), attention_mask=mask,
-                            labels=batch["labels"], output_hidden_states=True)
-        losses = {"lm_loss": out.loss}
+        decoder_states, lm_loss = self.decode(batch, encoder_states, mask)
+        losses = {"lm_loss": lm_loss}
         if batch["slot_example"].numel():
-            logits = self.ground(out.decoder_hidden_states[-1], encoder_states, region_start, batch)
+            logits = self.ground(decoder_states, encoder_states, region_start, batch)
             # KL(target || softmax(scores)); masked regions have target 0 and finite logits.
             losses["grounding_loss"] = F.kl_div(F.log_softmax(logits.float(), -1), batch["slot_target"],
                                                 reduction="batchmean")
         else:
-            losses["grounding_loss"] = out.loss.new_zeros(())
+            losses["grounding_loss"] = lm_loss.new_zeros(())
         losses["loss"] = losses["lm_loss"] + grounding_weight * losses["grounding_loss"]
         return losses
 
@@ -96,12 +135,31 @@ class GenieModel(nn.Module):
                                       max_new_tokens=max_new_tokens)
 
     @torch.inference_mode()
+    def generate_indices(self, batch: dict, grammar: Grammar, num_beams: int, max_new_tokens: int) -> list[list[int]]:
+        """Grammar-constrained index sequences, decoded step by step with the decoder's KV cache."""
+        encoder_states, mask, _ = self.encode(batch)
+        words = self.words(batch, encoder_states)
+        decoder, cache = self.backbone.get_decoder(), None
+
+        def step(rows: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
+            nonlocal cache
+            inputs = (self.pointer.start(len(rows)) if last is None
+                      else self.pointer.inputs(last[:, None], words[rows]))
+            out = decoder(inputs_embeds=inputs, encoder_hidden_states=encoder_states[rows],
+                          encoder_attention_mask=mask[rows], cache=cache, use_cache=True)
+            cache = out.cache
+            logits = self.pointer.logits(out.last_hidden_state[:, -1:], words[rows], batch["word_mask"][rows])
+            return F.log_softmax(logits[:, 0].float(), -1)
+
+        return constrained_search(step, lambda parents: cache.reorder_cache(parents), grammar,
+                                  batch["word_mask"].sum(1).tolist(), num_beams, max_new_tokens)
+
+    @torch.inference_mode()
     def region_logits(self, batch: dict) -> torch.Tensor:
         """Teacher-force the given labels (a generated, re-encoded sequence) and score regions."""
         encoder_states, mask, region_start = self.encode(batch)
-        out = self.backbone(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states), attention_mask=mask,
-                            labels=batch["labels"], output_hidden_states=True)
-        return self.ground(out.decoder_hidden_states[-1], encoder_states, region_start, batch)
+        decoder_states, _ = self.decode(batch, encoder_states, mask)
+        return self.ground(decoder_states, encoder_states, region_start, batch)
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Backbone in Hugging Face layout; region encoder and grounding head beside it."""
@@ -109,13 +167,15 @@ class GenieModel(nn.Module):
         self.backbone.save_pretrained(directory)
         heads = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("backbone.")}
         save_file(heads, str(directory / HEADS_FILE))
-        (directory / HEADS_CONFIG).write_text(json.dumps({"feature_dim": self.feature_dim}))
+        (directory / HEADS_CONFIG).write_text(json.dumps({
+            "feature_dim": self.feature_dim, "pointer_labels": self.pointer.num_labels if self.pointer else 0}))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "GenieModel":
         directory = Path(directory)
         config = json.loads((directory / HEADS_CONFIG).read_text())
-        model = cls(AutoModelForSeq2SeqLM.from_pretrained(directory), config["feature_dim"])
+        model = cls(AutoModelForSeq2SeqLM.from_pretrained(directory), config["feature_dim"],
+                    pointer_labels=config.get("pointer_labels", 0))
         missing, unexpected = model.load_state_dict(load_file(str(directory / HEADS_FILE)), strict=False)
         if unexpected or any(not k.startswith("backbone.") for k in missing):
             raise GenieError(f"genie heads do not fit the model (missing {missing}, unexpected {unexpected})", directory)

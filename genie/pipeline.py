@@ -12,6 +12,7 @@ from genie.config import GenieConfig
 from genie.demo import build_demo
 from genie.errors import GenieError
 from genie.features import FeatureSource
+from genie.formats import pointer_labels
 from genie.modeling import TINY_MODELS, GenieModel, build_backbone, is_genie_checkpoint, load_pretrained
 from genie.records import Record, read_records
 from genie.tasks import Task
@@ -55,15 +56,27 @@ def build_model(cfg: GenieConfig, task: Task, train_records: list[Record], token
     """Tokenizer and GenieModel: tiny ones initialised here (with a tokenizer trained on the
     train split unless one is given), or loaded from `model.name`."""
     name = cfg.model.name
+    labels = pointer_labels(cfg.target_format, task)
     if name in TINY_MODELS:
         if tokenizer is None:
-            texts = [task.source_text(r) for r in train_records] + [task.linearize(r).text for r in train_records]
+            texts = [task.source_text(r) for r in train_records]
+            if not labels:  # index targets never reach the tokenizer
+                texts += [task.linearize(r).text for r in train_records]
             trainer = train_t5_tokenizer if name == "tiny-t5" else train_bart_tokenizer
             tokenizer = trainer(texts, cfg.model.vocab_size)
         backbone = build_backbone(cfg.model, tokenizer,
                                   max_positions=cfg.model.max_source_length + cfg.features.max_regions + 2)
-        return tokenizer, GenieModel(backbone, cfg.features.dim, cfg.model.dropout)
+        return tokenizer, GenieModel(backbone, cfg.features.dim, cfg.model.dropout, labels)
     if is_genie_checkpoint(name):
-        return AutoTokenizer.from_pretrained(name), GenieModel.from_pretrained(name)
+        return AutoTokenizer.from_pretrained(name), load_checkpoint(name, cfg, task)
     tokenizer, backbone = load_pretrained(name)
-    return tokenizer, GenieModel(backbone, cfg.features.dim, cfg.model.dropout)
+    return tokenizer, GenieModel(backbone, cfg.features.dim, cfg.model.dropout, labels)
+
+
+def load_checkpoint(directory: str | Path, cfg: GenieConfig, task: Task) -> GenieModel:
+    """A saved GenieModel, checked to have the head `cfg.target_format` needs for `task`."""
+    model = GenieModel.from_pretrained(directory)
+    if (model.pointer.num_labels if model.pointer else 0) != pointer_labels(cfg.target_format, task):
+        raise GenieError(f"the checkpoint's output head does not fit {task.name} targets in the "
+                         f"{cfg.target_format} format", directory)
+    return model

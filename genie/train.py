@@ -25,6 +25,7 @@ from transformers import AutoTokenizer, get_scheduler
 from genie.config import GenieConfig
 from genie.data import Collator, GenieDataset
 from genie.decode import predict
+from genie.formats import make_targets
 from genie.io import atomic_write
 from genie.modeling import GenieModel
 from genie.pipeline import build_model, feature_source, load_splits
@@ -67,9 +68,11 @@ def train(cfg: GenieConfig) -> dict:
     saved_tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer") if resume_from else None
     tokenizer, model = build_model(cfg, task, splits.train, saved_tokenizer)
 
+    targets = make_targets(cfg.target_format, task, tokenizer, cfg.model.max_source_length,
+                           cfg.model.max_target_length)
+
     def dataset(records):
-        return GenieDataset(records, task, tokenizer, features, cfg.model.max_source_length,
-                            cfg.model.max_target_length, zero_features=cfg.features.zero)
+        return GenieDataset(records, targets, features, zero_features=cfg.features.zero)
 
     collate = Collator(tokenizer.pad_token_id)
     train_set, dev_set, test_set = dataset(splits.train), dataset(splits.dev), dataset(splits.test)

@@ -1,6 +1,6 @@
 """gold -> target -> parse -> evaluate, with an oracle grounding head: must give exactly 100 F1.
 
-Shared by every task's tests (import as `from roundtrip import ...`)."""
+Shared by every task's tests (import as `from roundtrip import ...`), for every target format."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from genie.features import RegionFeatures
 from genie.records import Record
 from genie.tasks import Task
 from genie.tasks.entity_text import IN_IMAGE
+from genie.tasks.index_format import REGION
+
+FORMATS = ("text", "index")
 
 
 def oracle_regions(record: Record) -> RegionFeatures:
@@ -22,18 +25,29 @@ def oracle_regions(record: Record) -> RegionFeatures:
     return RegionFeatures(np.zeros((n, 1), np.float32), np.array(boxes, np.float32), np.ones(n, bool), (1, 1))
 
 
-def round_trip(task: Task, records: list[Record]) -> list[Record]:
+def formats(task: Task) -> list[str]:
+    """The target formats `task` has."""
+    return [f for f in FORMATS if f == "text" or task.index_format is not None]
+
+
+def round_trip(task: Task, records: list[Record], fmt: str = "text") -> list[Record]:
     """Predictions parsed from each gold record's own target; slots grounded on the oracle regions."""
     predictions = []
     for record in records:
-        target = task.linearize(record)
-        parsed = task.parse(target.text, record)
-        assert parsed.malformed == parsed.unmatched == 0, target.text
+        if fmt == "text":
+            target = task.linearize(record)
+            parsed = task.parse(target.text, record)
+            written, marker = target.text, IN_IMAGE
+        else:
+            target = task.index_format.linearize(record)
+            parsed = task.index_format.parse(target.indices, record)
+            written, marker = target.indices, [task.index_format.grammar.index[REGION]] if task.grounded else None
+        assert parsed.malformed == parsed.unmatched == 0, written
         assert len(parsed.slots) == len(target.slots)
         regions = oracle_regions(record)
         entities = [replace(e, boxes=[]) for e in parsed.entities]
         for (begin, end), k in zip(parsed.slots, parsed.slot_entities):
-            assert target.text[begin:end] == IN_IMAGE
+            assert written[begin:end] == marker
             gold = next(g for g in record.entities if g.span == entities[k].span)
             choice = int(np.argmax(grounding_target(regions, gold.boxes)))
             entities[k].boxes = [regions.boxes[choice].tolist()]
@@ -42,12 +56,14 @@ def round_trip(task: Task, records: list[Record]) -> list[Record]:
 
 
 def assert_perfect(task: Task, records: list[Record]) -> dict:
-    """Every score the task reports is exactly 100 F1 (and MRE accuracy 100) on the round trip."""
-    scores = task.evaluate(records, round_trip(task, records))
-    top = {name: s for name, s in scores.items() if isinstance(s, dict) and "f1" in s}
-    assert task.headline in top and top[task.headline]["gold"] > 0, scores
-    for name, score in top.items():
-        assert score["f1"] == 100.0, (name, score)
-    if "accuracy" in scores:
-        assert scores["accuracy"] == 100.0
+    """In every target format the task has (text, and index where it has one), every score the
+    task reports is exactly 100 F1 (and MRE accuracy 100) on the round trip; returns the scores."""
+    for fmt in formats(task):
+        scores = task.evaluate(records, round_trip(task, records, fmt))
+        top = {name: s for name, s in scores.items() if isinstance(s, dict) and "f1" in s}
+        assert task.headline in top and top[task.headline]["gold"] > 0, scores
+        for name, score in top.items():
+            assert score["f1"] == 100.0, (fmt, name, score)
+        if "accuracy" in scores:
+            assert scores["accuracy"] == 100.0
     return scores

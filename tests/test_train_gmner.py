@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from genie.config import load_config
 from genie.decode import decode_file
@@ -87,15 +88,26 @@ def test_model_option_loads_a_local_save_pretrained_folder(tmp_path):
     assert result.returncode == 0, result.stderr
     assert load_config(tmp_path / "run" / "genie.yaml").model.name == str(folder)
     assert (tmp_path / "run" / "best" / "genie_heads.safetensors").is_file()
+    # The same backbone under index targets: the pointer head is added to it, and saved.
+    result = subprocess.run([sys.executable, "-m", "genie.cli", "train", "--config", "configs/gmner.yaml",
+                             "--model", str(folder), "target_format=index", f"data.demo_dir={tmp_path / 'demo'}",
+                             f"train.output_dir={tmp_path / 'index'}", "train.max_steps=3"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    heads = load_file(str(tmp_path / "index" / "best" / "genie_heads.safetensors"))
+    assert heads["pointer.labels.weight"].shape == (len(task.index_format.grammar.specials) + 1, cfg.model.d_model)
 
 
-def test_bart_family_trains_and_decodes(tmp_path):
+@pytest.mark.parametrize("fmt", ["text", "index"])
+def test_bart_family_trains_and_decodes(fmt, tmp_path):
     """tiny-bart: byte-level BPE tokenizer, learned positions, eos as decoder start."""
     out = tmp_path / "run"
     metrics = train(load_config("configs/gmner.yaml", ["model.name=tiny-bart", f"data.demo_dir={tmp_path / 'demo'}",
                                                         "data.demo_train_tweets=300", f"train.output_dir={out}",
-                                                        "train.epochs=1"]))
+                                                        "train.epochs=1", f"target_format={fmt}"]))
     predictions = read_records(out / "test_predictions.jsonl")
     assert [r.id for r in predictions] == [r.id for r in read_records(tmp_path / "demo" / "gmner" / "test.jsonl")]
     assert load_config(out / "best" / "genie.yaml").model.name == "tiny-bart"
     assert metrics["gmner"]["gold"] == metrics["mner"]["gold"] > 0
+    if fmt == "index":  # constrained decoding: whatever a barely trained model emits parses
+        assert metrics["parser"]["malformed"] == metrics["parser"]["unmatched"] == 0

@@ -15,19 +15,22 @@ from genie.records import Entity, Record, Relation
 
 @dataclass
 class Target:
-    """A linearized target: the text, and for each grounding slot the char span of its
-    phrase in `text` and the index of the entity it grounds."""
+    """A linearized target: the text (or, in the index format, the indices), and for each
+    grounding slot its span in the target (chars of `text`, positions of `indices`) and the
+    index of the entity it grounds."""
 
     text: str
+    indices: list[int] | None = None
     slots: list[tuple[int, int]] = field(default_factory=list)
     slot_entities: list[int] = field(default_factory=list)
 
 
 @dataclass
 class Parsed:
-    """What a parser recovered from one generated sequence. `slots[i]` grounds
-    `entities[slot_entities[i]]`; relations index `entities`. `malformed` counts parts that
-    could not be read, `unmatched` the entity strings not found in the input tokens."""
+    """What a parser recovered from one generated sequence. `slots[i]` (a span of the target,
+    as in `Target`) grounds `entities[slot_entities[i]]`; relations index `entities`.
+    `malformed` counts parts that could not be read, `unmatched` the entities not found in
+    the input tokens."""
 
     entities: list[Entity] = field(default_factory=list)
     relations: list[Relation] = field(default_factory=list)
@@ -45,6 +48,7 @@ class Task:
     headline: str = ""  # the metric that selects the checkpoint on dev
     grounded: bool = False  # has a grounding head
     demo: DemoSpec  # the embedded synthetic corpus `make train` uses
+    index_format = None  # EntityIndexFormat / TripleIndexFormat, for tasks that have one
 
     def source_text(self, record: Record) -> str:
         return " ".join(record.tokens)

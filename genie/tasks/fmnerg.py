@@ -9,6 +9,7 @@ from genie.labels import FMNERG_TYPES
 from genie.records import Record
 from genie.tasks.base import register
 from genie.tasks.entity_text import EntityTextTask
+from genie.tasks.index_format import EntityIndexFormat
 from genie.tasks.mentions import article
 
 KEYS = tuple((coarse, fine) for coarse, fines in FMNERG_TYPES.items() for fine in fines)
@@ -24,6 +25,7 @@ class FMNERG(EntityTextTask):
     headline = "fmnerg"
     grounded = True
     phrases = {(c, f): f"{article(c)} {words(c)} and {article(f)} {words(f)}" for c, f in KEYS}
+    index_format = EntityIndexFormat(tuple(FMNERG_TYPES), grounded=True, fine=FMNERG_TYPES)
     demo = EntityDemo("fmnerg", KEYS, FMNERG_CONTEXTS, names_per_key=1)  # a name per fine type
 
     def evaluate(self, gold: list[Record], pred: list[Record]) -> dict:

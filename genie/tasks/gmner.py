@@ -9,6 +9,7 @@ from genie.labels import NER_WORDS
 from genie.records import Record
 from genie.tasks.base import register
 from genie.tasks.entity_text import EntityTextTask, type_phrases
+from genie.tasks.index_format import EntityIndexFormat
 
 TYPES = ("PER", "LOC", "ORG", "OTHER")
 
@@ -19,6 +20,7 @@ class GMNER(EntityTextTask):
     headline = "gmner"
     grounded = True
     phrases = type_phrases({t: NER_WORDS[t] for t in TYPES})
+    index_format = EntityIndexFormat(TYPES, grounded=True)
     demo = EntityDemo("gmner", tuple((t, None) for t in TYPES), GMNER_CONTEXTS)
 
     def evaluate(self, gold: list[Record], pred: list[Record]) -> dict:

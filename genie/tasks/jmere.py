@@ -18,6 +18,7 @@ from genie.labels import JMERE_RELATIONS, NO_RELATION, RELATION_TYPE_WORDS, RELA
 from genie.records import Entity, Record, Relation
 from genie.tasks.base import Parsed, Target, Task, register
 from genie.tasks.entity_text import SEPARATOR, clauses
+from genie.tasks.index_format import TripleIndexFormat
 from genie.tasks.mentions import Mentions, article, name_pattern
 
 TYPE_PHRASES = {t: f"{article(w)} {w}" for t, w in RELATION_TYPE_WORDS.items()}
@@ -33,6 +34,7 @@ class JMERE(Task):
     labels = JMERE_RELATIONS
     headline = "jmere"
     grounded = False
+    index_format = TripleIndexFormat(RELATION_TYPES, JMERE_RELATIONS, skip=NO_RELATION)
     demo = RelationDemo("jmere", joint=True)
     types = {phrase: t for t, phrase in TYPE_PHRASES.items()}
     relations = {words: r for r, words in RELATION_WORDS.items()}

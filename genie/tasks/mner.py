@@ -9,6 +9,7 @@ from genie.labels import NER_TYPES, NER_WORDS
 from genie.records import Record
 from genie.tasks.base import register
 from genie.tasks.entity_text import EntityTextTask, type_phrases
+from genie.tasks.index_format import EntityIndexFormat
 
 
 class MNER(EntityTextTask):
@@ -17,6 +18,7 @@ class MNER(EntityTextTask):
     headline = "mner"
     grounded = False
     phrases = type_phrases(NER_WORDS)
+    index_format = EntityIndexFormat(NER_TYPES, grounded=False)
     # The GMNER demo's tweets without their boxes (the image is still model input).
     demo = EntityDemo("mner", tuple((t, None) for t in GMNER_CONTEXTS), GMNER_CONTEXTS, boxes=False)
 

@@ -1,0 +1,117 @@
+"""Target formats (`target_format: text | index`): how a task's targets meet the tokenizer and
+the model. Each turns a record into model inputs and labels, generates, parses what was
+generated, and re-encodes a generated sequence so the grounding head can read it."""
+
+from __future__ import annotations
+
+from genie.config import DecodeConfig
+from genie.errors import GenieError
+from genie.records import Record
+from genie.tasks import Parsed, Task
+
+FORMATS = ("text", "index")
+
+
+def encode_target(tokenizer, text: str, slots: list[tuple[int, int]], max_length: int):
+    """Label ids of `text` and, per grounding slot, the decoder positions to pool.
+
+    Decoder position j is fed label j-1 (labels are shifted right), so the states that have
+    read a slot's tokens are the label positions of those tokens plus one: we pool those, the
+    states fed the phrase, rather than the ones that predict it."""
+    enc = tokenizer(text, truncation=True, max_length=max_length, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    pools = []
+    for begin, end in slots:
+        fed = [j + 1 for j, (a, b) in enumerate(offsets) if b > a and a < end and b > begin and j + 1 < len(ids)]
+        pools.append(fed)
+    return ids, pools
+
+
+class TextTargets:
+    """Targets as text: the backbone's tokenizer, LM head and `generate`."""
+
+    def __init__(self, task: Task, tokenizer, max_source_length: int, max_target_length: int):
+        self.task, self.tokenizer = task, tokenizer
+        self.max_source_length, self.max_target_length = max_source_length, max_target_length
+
+    def encode(self, record: Record, groundable: list[bool]) -> dict:
+        """Model inputs and labels; `pools[i]` are the decoder positions of grounding slot i,
+        which grounds entity `slot_entities[i]`."""
+        source = self.tokenizer(self.task.source_text(record), truncation=True, max_length=self.max_source_length)
+        target = self.task.linearize(record, groundable)
+        labels, pools = encode_target(self.tokenizer, target.text, target.slots, self.max_target_length)
+        return {"input_ids": source["input_ids"], "labels": labels, "pools": pools,
+                "slot_entities": target.slot_entities}
+
+    def generate(self, model, batch: dict, cfg: DecodeConfig) -> list[str]:
+        sequences = model.generate(batch, cfg.num_beams, cfg.max_new_tokens)
+        return self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
+
+    def parse(self, output: str, record: Record) -> Parsed:
+        return self.task.parse(output, record)
+
+    def reread(self, output: str, parsed: Parsed) -> tuple[list[int], list[list[int]]]:
+        return encode_target(self.tokenizer, output, parsed.slots, self.max_target_length)
+
+
+class IndexTargets:
+    """H-Index pointer targets (`genie/tasks/index_format.py`): labels are indices, the source
+    carries the position of each word's first sub-token, and decoding is grammar-constrained."""
+
+    def __init__(self, task: Task, tokenizer, max_source_length: int, max_target_length: int):
+        self.task, self.tokenizer, self.format = task, tokenizer, task.index_format
+        self.grammar = self.format.grammar
+        self.max_source_length, self.max_target_length = max_source_length, max_target_length
+
+    def encode(self, record: Record, groundable: list[bool]) -> dict:
+        input_ids, starts = self.source(record)
+        target = self.format.linearize(record, groundable)
+        labels = target.indices[:self.max_target_length]
+        beyond = [i - len(self.grammar.specials) for i in labels if i >= len(self.grammar.specials) + len(starts)]
+        if beyond:
+            raise GenieError(f"record {record.id!r}: word {beyond[0]} is past the first model.max_source_length "
+                             f"({self.max_source_length}) sub-tokens; raise model.max_source_length")
+        # The state fed the marker (decoder position marker + 1) grounds it: see GenieModel.ground.
+        pools = [[begin + 1] if begin + 1 < len(labels) else [] for begin, _ in target.slots]
+        return {"input_ids": input_ids, "word_starts": starts, "labels": labels, "pools": pools,
+                "slot_entities": target.slot_entities}
+
+    def source(self, record: Record) -> tuple[list[int], list[int]]:
+        """Token ids of the tweet and the position of each word's first sub-token (words cut
+        off by `max_source_length` get none, so they cannot be pointed at)."""
+        text = self.task.source_text(record)
+        enc = self.tokenizer(text, truncation=True, max_length=self.max_source_length, return_offsets_mapping=True)
+        word_of_char = [-1] * len(text)
+        position = 0
+        for w, token in enumerate(record.tokens):
+            word_of_char[position:position + len(token)] = [w] * len(token)
+            position += len(token) + 1
+        starts: list[int] = []
+        for j, (a, b) in enumerate(enc["offset_mapping"]):
+            word = next((word_of_char[c] for c in range(a, b) if word_of_char[c] >= 0), -1)
+            if word == len(starts):
+                starts.append(j)
+        return enc["input_ids"], starts
+
+    def generate(self, model, batch: dict, cfg: DecodeConfig) -> list[list[int]]:
+        return model.generate_indices(batch, self.grammar, cfg.num_beams, cfg.max_new_tokens)
+
+    def parse(self, output: list[int], record: Record) -> Parsed:
+        return self.format.parse(output, record)
+
+    def reread(self, output: list[int], parsed: Parsed) -> tuple[list[int], list[list[int]]]:
+        return output, [[begin + 1] for begin, _ in parsed.slots]
+
+
+def pointer_labels(target_format: str, task: Task) -> int:
+    """How many special labels the model's pointer head needs (0: text targets, no head)."""
+    if target_format not in FORMATS:
+        raise GenieError(f"target_format must be one of {', '.join(FORMATS)}, got {target_format!r}")
+    if target_format == "index" and task.index_format is None:
+        raise GenieError(f"task {task.name} has no index target format; use target_format=text")
+    return len(task.index_format.grammar.specials) if target_format == "index" else 0
+
+
+def make_targets(target_format: str, task: Task, tokenizer, max_source_length: int, max_target_length: int):
+    kind = IndexTargets if pointer_labels(target_format, task) else TextTargets
+    return kind(task, tokenizer, max_source_length, max_target_length)

@@ -1,0 +1,235 @@
+"""The index target format: the grammar, its parser, pointer decoding with random untrained
+models (never an out-of-range or ill-formed sequence), the grounding alignment, the KV cache,
+and saving the pointer head. Round trips on every demo and real release: tests/roundtrip.py."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from genie.config import load_config
+from genie.data import Collator, GenieDataset
+from genie.demo import build_demo
+from genie.errors import GenieError
+from genie.features import FeatureSource
+from genie.formats import make_targets
+from genie.modeling import GenieModel
+from genie.pipeline import build_model
+from genie.records import Entity, Record, Relation, read_records
+from genie.tasks import get_task
+from genie.tasks.index_format import REGION, State
+from genie.tokenizer import train_t5_tokenizer
+
+GMNER, JMERE, FMNERG = get_task("gmner"), get_task("jmere"), get_task("fmnerg")
+INDEX_TASKS = ("gmner", "mner", "fmnerg", "jmere")
+
+
+def special(task, name: str) -> int:
+    return task.index_format.grammar.index[name]
+
+
+def word(task, w: int) -> int:
+    return task.index_format.grammar.pointer(w)
+
+
+def test_gmner_target_is_pointers_marker_type_per_entity():
+    record = Record("1", "gmner", "Barack Obama visits Pak".split(), "x",
+                    [Entity(3, 4, "Pak", "LOC"), Entity(0, 2, "Barack Obama", "PER", [[0, 0, 5, 5]])])
+    target = GMNER.index_format.linearize(record)
+    assert target.indices == [word(GMNER, 0), word(GMNER, 1), special(GMNER, REGION), special(GMNER, "type:PER"),
+                              word(GMNER, 3), special(GMNER, "<no region>"), special(GMNER, "type:LOC"),
+                              special(GMNER, "</s>")]
+    assert target.slots == [(2, 3)] and target.slot_entities == [1]  # the marker of the second entity
+    assert GMNER.index_format.linearize(record, groundable=[False, False]).slots == []
+
+
+def test_jmere_target_is_head_type_tail_type_relation():
+    record = Record("1", "jmere", "Obama met Merkel".split(), "x",
+                    [Entity(0, 1, "Obama", "per"), Entity(2, 3, "Merkel", "per")],
+                    [Relation(0, 1, "peer"), Relation(1, 0, "None")])
+    assert JMERE.index_format.linearize(record).indices == [
+        word(JMERE, 0), special(JMERE, "type:per"), word(JMERE, 2), special(JMERE, "type:per"),
+        special(JMERE, "relation:peer"), special(JMERE, "</s>")]
+
+
+def test_parser_counts_malformed_parts_and_keeps_whole_units():
+    record = Record("1", "gmner", "Barack Obama visits Pak".split(), "x")
+    w, s = (lambda i: word(GMNER, i)), (lambda n: special(GMNER, n))
+    indices = [s("type:PER"),  # a type with no span
+               w(0), w(2),  # a gap in a span: the unit is dropped, reading restarts at word 2
+               w(3), s(REGION), s("type:LOC"),
+               w(1), s("<no region>")]  # a unit cut off at the end
+    parsed = GMNER.index_format.parse(indices, record)
+    assert [(e.span, e.type) for e in parsed.entities] == [((2, 4), "LOC")]
+    assert parsed.slots == [(4, 5)] and parsed.slot_entities == [0]
+    assert parsed.malformed == 3
+
+
+def test_parser_drops_pointers_past_the_tweet():
+    record = Record("1", "gmner", "Pak".split(), "x")
+    parsed = GMNER.index_format.parse([word(GMNER, 5), special(GMNER, "<no region>"), special(GMNER, "type:LOC")],
+                                      record)
+    assert parsed.entities == [] and parsed.unmatched == 1
+
+
+def test_grammar_constrains_spans_fine_types_and_the_length_budget():
+    grammar = FMNERG.index_format.grammar
+    state = grammar.advance(State(), grammar.pointer(4))
+    labels, words = grammar.allowed(state, n_words=6, budget=10)
+    assert list(words) == [5] and set(labels) == {grammar.index[REGION], grammar.index["<no region>"]}
+    assert grammar.allowed(state, n_words=5, budget=10)[1] == range(0)  # no word 5 in a 5-word tweet
+    # A pointer needs marker, coarse, fine and the end label after it: 5 indices in all.
+    assert list(grammar.allowed(State(), n_words=6, budget=5)[1]) == list(range(6))
+    assert grammar.allowed(State(), n_words=6, budget=4) == ([grammar.end], range(0))
+    for index in (grammar.index[REGION], grammar.index["type:person"]):
+        state = grammar.advance(state, index)
+    fine = {grammar.specials[i] for i in grammar.allowed(state, 6, 10)[0]}
+    assert fine == {f"fine:{f}" for f in ("politician", "musician", "actor", "artist", "athlete", "author",
+                                          "businessman", "character", "coach", "director", "intellectual",
+                                          "journalist", "person_other")}
+
+
+def test_grammar_forbids_an_entity_in_relation_with_itself():
+    grammar = JMERE.index_format.grammar
+    state = State()
+    for index in (grammar.pointer(0), grammar.index["type:per"], grammar.pointer(0)):
+        state = grammar.advance(state, index)
+    allowed = {grammar.specials[i] for i in grammar.allowed(state, 3, 10)[0]}
+    assert allowed == {"type:org", "type:loc", "type:misc"}
+
+
+def test_unknown_or_unavailable_format_is_a_clear_error():
+    with pytest.raises(GenieError, match="no index target format"):
+        make_targets("index", get_task("mre"), None, 8, 8)
+    with pytest.raises(GenieError, match="target_format must be one of text, index"):
+        make_targets("pointer", GMNER, None, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demos")
+    for name in INDEX_TASKS:
+        build_demo(out / name, get_task(name).demo, n_train=60, n_dev=20, n_test=20, feature_dim=16)
+    return out
+
+
+def untrained(demos, name: str, backbone: str, seed: int):
+    torch.manual_seed(seed)
+    task = get_task(name)
+    cfg = load_config(f"configs/{name}.yaml", ["target_format=index", f"model.name={backbone}", "model.d_model=32",
+                                                "model.heads=2", "model.d_ff=64", "features.dim=16",
+                                                "model.vocab_size=300", "model.dropout=0.0"])
+    records = read_records(demos / name / "dev.jsonl")
+    tokenizer, model = build_model(cfg, task, read_records(demos / name / "train.jsonl"))
+    targets = make_targets("index", task, tokenizer, cfg.model.max_source_length, cfg.model.max_target_length)
+    dataset = GenieDataset(records, targets, FeatureSource(demos / name / "features", 10, 16))
+    batch = Collator(tokenizer.pad_token_id)([dataset[i] for i in range(len(dataset))])
+    return task, model.eval(), batch, records
+
+
+@pytest.mark.parametrize("name", INDEX_TASKS)
+@pytest.mark.parametrize("backbone", ["tiny-t5", "tiny-bart"])
+def test_pointer_decoding_of_random_models_is_always_well_formed(demos, name, backbone):
+    for seed in range(2):
+        task, model, batch, records = untrained(demos, name, backbone, seed)
+        grammar = task.index_format.grammar
+        n_words = batch["word_mask"].sum(1).tolist()
+        for beams, budget in ((1, 64), (3, 64), (1, 9), (4, 9)):
+            for sequence, record, words in zip(model.generate_indices(batch, grammar, beams, budget), records, n_words):
+                assert sequence[-1] == grammar.end and len(sequence) <= budget
+                assert all(i < len(grammar.specials) + words for i in sequence)  # never past the tweet
+                parsed = task.index_format.parse(sequence, record)
+                assert parsed.malformed == parsed.unmatched == 0, sequence
+
+
+def test_beam_search_scores_at_least_as_high_as_greedy(demos):
+    """Under the model, beam search's choice is never less likely than greedy's (length-normalised)."""
+    task, model, batch, _ = untrained(demos, "gmner", "tiny-t5", 0)
+    grammar = task.index_format.grammar
+    greedy = model.generate_indices(batch, grammar, 1, 30)
+    beam = model.generate_indices(batch, grammar, 4, 30)
+    assert _mean_logprob(model, batch, beam) >= _mean_logprob(model, batch, greedy) - 1e-4
+    assert beam != greedy  # an untrained model: the searches disagree somewhere
+
+
+def teacher_forced(model, batch, sequences) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sequences as padded labels, and the model's logits for them read without a KV cache."""
+    width = max(len(s) for s in sequences)
+    labels = torch.full((len(sequences), width), -100)
+    for i, s in enumerate(sequences):
+        labels[i, :len(s)] = torch.tensor(s)
+    with torch.no_grad():
+        encoder_states, mask, _ = model.encode(batch)
+        states, _ = model.decode({**batch, "labels": labels}, encoder_states, mask)
+        return labels, model.pointer.logits(states, model.words(batch, encoder_states), batch["word_mask"])
+
+
+def _mean_logprob(model, batch, sequences) -> torch.Tensor:
+    """Per sequence, the mean log-probability of its indices; averaged over the batch."""
+    labels, logits = teacher_forced(model, batch, sequences)
+    picked = logits.log_softmax(-1).gather(2, labels.clamp(min=0)[..., None])[..., 0].masked_fill(labels < 0, 0)
+    return (picked.sum(1) / (labels >= 0).sum(1)).mean()
+
+
+def test_cached_greedy_decoding_matches_teacher_forced_argmax(demos):
+    """The KV-cached search, re-read without a cache, picks the allowed argmax at every step."""
+    task, model, batch, _ = untrained(demos, "fmnerg", "tiny-t5", 1)
+    grammar = task.index_format.grammar
+    sequences = model.generate_indices(batch, grammar, 1, 40)
+    _, logits = teacher_forced(model, batch, sequences)
+    for i, sequence in enumerate(sequences):
+        state, words = State(), int(batch["word_mask"][i].sum())
+        for t, index in enumerate(sequence):
+            labels_ok, words_ok = grammar.allowed(state, words, 40 - t)
+            options = labels_ok + [grammar.pointer(w) for w in words_ok]
+            assert index == max(options, key=lambda o: logits[i, t, o].item())
+            state = grammar.advance(state, index)
+
+
+def test_the_grounding_state_is_the_one_fed_the_marker(demos):
+    task, model, batch, records = untrained(demos, "gmner", "tiny-t5", 0)
+    region = task.index_format.grammar.index[REGION]
+    slots = 0
+    for s, example in enumerate(batch["slot_example"].tolist()):
+        position = int(batch["slot_pool"][s].nonzero())
+        assert batch["labels"][example, position - 1] == region  # fed the marker...
+        assert batch["labels"][example, position].item() in {task.index_format.grammar.index[f"type:{t}"]
+                                                              for t in task.labels}  # ...predicting the type
+        slots += 1
+    assert slots == sum(e.groundable for r in records for e in r.entities) > 0
+
+
+def test_words_past_the_source_length_cannot_be_targets():
+    tokens = [f"w{i}" for i in range(40)]
+    record = Record("long", "gmner", tokens, "x", [Entity(39, 40, "w39", "PER")])
+    tokenizer = train_t5_tokenizer([" ".join(tokens)] * 3, 60)
+    targets = make_targets("index", GMNER, tokenizer, 16, 64)
+    _, starts = targets.source(record)
+    assert 0 < len(starts) < 16
+    with pytest.raises(GenieError, match="raise model.max_source_length"):
+        targets.encode(record, [False])
+
+
+def test_pointer_head_is_saved_and_reloaded(demos, tmp_path):
+    task, model, batch, _ = untrained(demos, "jmere", "tiny-t5", 2)
+    with torch.no_grad():  # as training would: nothing may be re-derived from the weights on load
+        model.backbone.get_input_embeddings().weight.mul_(3.0)
+    model.save_pretrained(tmp_path / "m")
+    loaded = GenieModel.from_pretrained(tmp_path / "m").eval()
+    assert loaded.pointer.num_labels == len(task.index_format.grammar.specials)
+    grammar = task.index_format.grammar
+    assert loaded.generate_indices(batch, grammar, 2, 30) == model.generate_indices(batch, grammar, 2, 30)
+
+
+def test_random_index_sequences_never_crash_the_parser():
+    rng = random.Random(0)
+    record = Record("1", "jmere", "a b c d".split(), "x")
+    grammar = JMERE.index_format.grammar
+    for _ in range(300):
+        sequence = [rng.randrange(len(grammar.specials) + 6) for _ in range(rng.randrange(12))]
+        parsed = JMERE.index_format.parse(sequence, record)
+        for relation in parsed.relations:
+            head, tail = parsed.entities[relation.head], parsed.entities[relation.tail]
+            assert head.end <= 4 and tail.end <= 4 and (head.span, head.type) != (tail.span, tail.type)
