@@ -71,7 +71,10 @@ class IndexTargets:
         if beyond:
             raise GenieError(f"record {record.id!r}: word {beyond[0]} is past the first model.max_source_length "
                              f"({self.max_source_length}) sub-tokens; raise model.max_source_length")
-        # The state fed the marker (decoder position marker + 1) grounds it: see GenieModel.ground.
+        # Grounding reads the decoder state *fed* the <region> marker (position marker + 1), not
+        # the one that predicts it: that state has read the whole span and the decision that the
+        # entity is in the image, and it is the same convention as the text format's phrase.
+        # The state predicting the marker has not made that decision yet.
         pools = [[begin + 1] if begin + 1 < len(labels) else [] for begin, _ in target.slots]
         return {"input_ids": input_ids, "word_starts": starts, "labels": labels, "pools": pools,
                 "slot_entities": target.slot_entities}
