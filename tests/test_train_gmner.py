@@ -26,8 +26,8 @@ from genie.train import train
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory):
+@pytest.fixture(scope="session")  # not module: xdist may run other modules' tests between this
+def default_run(tmp_path_factory):  # group's, and a module fixture would then train twice
     out = tmp_path_factory.mktemp("default")
     return train(load_config("configs/gmner.yaml", [f"train.output_dir={out}"])), out
 
