@@ -26,8 +26,10 @@ from genie.train import train
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")  # not module: xdist may run other modules' tests between this
-def default_run(tmp_path_factory):  # group's, and a module fixture would then train twice
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory):
+    """Session-scoped: xdist may run other modules' tests between this group's tests, and a
+    module-scoped fixture is then torn down and trained again."""
     out = tmp_path_factory.mktemp("default")
     return train(load_config("configs/gmner.yaml", [f"train.output_dir={out}"])), out
 
