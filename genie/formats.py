@@ -71,13 +71,8 @@ class IndexTargets:
         if beyond:
             raise GenieError(f"record {record.id!r}: word {beyond[0]} is past the first model.max_source_length "
                              f"({self.max_source_length}) sub-tokens; raise model.max_source_length")
-        # Grounding reads the decoder state *fed* the <region> marker (position marker + 1), not
-        # the one that predicts it: that state has read the whole span and the decision that the
-        # entity is in the image, and it is the same convention as the text format's phrase.
-        # The state predicting the marker has not made that decision yet.
-        pools = [[begin + 1] if begin + 1 < len(labels) else [] for begin, _ in target.slots]
-        return {"input_ids": input_ids, "word_starts": starts, "labels": labels, "pools": pools,
-                "slot_entities": target.slot_entities}
+        return {"input_ids": input_ids, "word_starts": starts, "labels": labels,
+                "pools": marker_pools(target.slots, len(labels)), "slot_entities": target.slot_entities}
 
     def source(self, record: Record) -> tuple[list[int], list[int]]:
         """Token ids of the tweet and the position of each word's first sub-token (words cut
@@ -103,7 +98,18 @@ class IndexTargets:
         return self.format.parse(output, record)
 
     def reread(self, output: list[int], parsed: Parsed) -> tuple[list[int], list[list[int]]]:
-        return output, [[begin + 1] for begin, _ in parsed.slots]
+        return output, marker_pools(parsed.slots, len(output))
+
+
+def marker_pools(slots: list[tuple[int, int]], length: int) -> list[list[int]]:
+    """Per `<region>` marker at target position m, the decoder position to pool: m + 1 (none
+    when the sequence was cut before it).
+
+    Grounding reads the decoder state *fed* the marker, not the one that predicts it: that state
+    has read the whole span and the decision that the entity is in the image, and it is the
+    same convention as the text format's phrase. The state predicting the marker has not made
+    that decision yet."""
+    return [[begin + 1] if begin + 1 < length else [] for begin, _ in slots]
 
 
 def pointer_labels(target_format: str, task: Task) -> int:

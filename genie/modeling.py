@@ -69,8 +69,15 @@ class GenieModel(nn.Module):
         d_model = backbone.config.d_model
         self.regions = RegionEncoder(feature_dim, d_model, dropout)
         self.grounding = GroundingHead(d_model)
-        init_std = float(backbone.get_input_embeddings().weight.detach().std())
-        self.pointer = PointerHead(d_model, pointer_labels, init_std) if pointer_labels else None
+        self.pointer = None
+        if pointer_labels:
+            init_std = float(backbone.get_input_embeddings().weight.detach().std())
+            self.pointer = PointerHead(d_model, pointer_labels, init_std)
+
+    @property
+    def pointer_labels(self) -> int:
+        """Special labels of the pointer head; 0 for a text-target model."""
+        return self.pointer.num_labels if self.pointer else 0
 
     def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Encoder states of [text tokens; regions], their mask, and where the regions start."""
@@ -168,7 +175,7 @@ class GenieModel(nn.Module):
         heads = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("backbone.")}
         save_file(heads, str(directory / HEADS_FILE))
         (directory / HEADS_CONFIG).write_text(json.dumps({
-            "feature_dim": self.feature_dim, "pointer_labels": self.pointer.num_labels if self.pointer else 0}))
+            "feature_dim": self.feature_dim, "pointer_labels": self.pointer_labels}))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "GenieModel":

@@ -76,7 +76,7 @@ def build_model(cfg: GenieConfig, task: Task, train_records: list[Record], token
 def load_checkpoint(directory: str | Path, cfg: GenieConfig, task: Task) -> GenieModel:
     """A saved GenieModel, checked to have the head `cfg.target_format` needs for `task`."""
     model = GenieModel.from_pretrained(directory)
-    if (model.pointer.num_labels if model.pointer else 0) != pointer_labels(cfg.target_format, task):
+    if model.pointer_labels != pointer_labels(cfg.target_format, task):
         raise GenieError(f"the checkpoint's output head does not fit {task.name} targets in the "
                          f"{cfg.target_format} format", directory)
     return model
