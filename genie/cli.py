@@ -16,13 +16,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="genie", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    convert = commands.add_parser("convert", help="raw dataset release -> genie record JSONL")
-    convert.add_argument("--task", required=True)
+    convert = commands.add_parser("convert", help="raw dataset release -> genie record (or instruction) JSONL")
+    convert.add_argument("--task", required=True, help="a task, or 'all': mix the record files "
+                                                       "<source>/<task>/<split>.jsonl of every task found")
     convert.add_argument("--source", required=True, type=Path, help="the release folder")
     convert.add_argument("--split", required=True)
     convert.add_argument("--out", required=True, type=Path)
     convert.add_argument("--xml", type=Path, help="fmnerg: the Twitter10000_v2.0/xml folder of boxes, "
                                                   "when it is not <source>/xml")
+    convert.add_argument("--format", choices=("records", "instruction"), default="records",
+                         help="instruction: task, instruction, input, image_id, output and the gold record")
+    convert.add_argument("--target-format", choices=("text", "index"), default="text",
+                         help="the `output` of instruction lines")
+    convert.add_argument("--prompts", choices=("train", "heldout"), default="train",
+                         help="which paraphrase set instructions are drawn from")
+    convert.add_argument("--prompts-dir", type=Path, help="instruction templates (default: prompts/)")
 
     train = commands.add_parser("train", help="train, select on dev, decode and score test")
     train.add_argument("--config", type=Path, help="YAML config (configs/<task>.yaml)")
@@ -57,15 +65,38 @@ def main(argv: list[str] | None = None) -> int:
 
 def _convert(args) -> int:
     from data_builders import BUILDERS
-    from genie.records import write_records
+    from genie.formats import pointer_labels
+    from genie.instructions import instruction_line, write_instructions
+    from genie.prompts import load_prompts
+    from genie.records import read_records, write_records
+    from genie.tasks import get_task
 
-    if args.task not in BUILDERS:
-        raise GenieError(f"no data builder for task '{args.task}' (known: {', '.join(sorted(BUILDERS))})")
     if args.xml and args.task != "fmnerg":
         raise GenieError("--xml applies to --task fmnerg only")
-    result = BUILDERS[args.task](args.source, args.split, **({"xml": args.xml} if args.xml else {}))
-    n = write_records(args.out, result.records)
-    print(json.dumps({"out": str(args.out), "records": n, **result.counts}))
+    if args.task == "all":
+        if args.format != "instruction":
+            raise GenieError("--task all mixes tasks into instruction format: add --format instruction")
+        files = {name: args.source / name / f"{args.split}.jsonl" for name in sorted(BUILDERS)}
+        found = {name: path for name, path in files.items() if path.is_file()}
+        if not found:
+            raise GenieError(f"no <task>/{args.split}.jsonl record files", args.source)
+        records = [record for path in found.values() for record in read_records(path)]
+        counts = {name: sum(r.task == name for r in records) for name in found}
+    elif args.task in BUILDERS:
+        result = BUILDERS[args.task](args.source, args.split, **({"xml": args.xml} if args.xml else {}))
+        records, counts = result.records, result.counts
+    else:
+        raise GenieError(f"no data builder for task '{args.task}' (known: {', '.join(sorted(BUILDERS))}, all)")
+    if args.format == "records":
+        n = write_records(args.out, records)
+    else:
+        prompts = {}
+        for name in dict.fromkeys(r.task for r in records):
+            pointer_labels(args.target_format, get_task(name))  # a task without index targets is an error
+            prompts[name] = load_prompts(get_task(name), args.prompts_dir)
+        n = write_instructions(args.out, (instruction_line(r, prompts[r.task], args.prompts, args.target_format)
+                                          for r in records))
+    print(json.dumps({"out": str(args.out), "records": n, **counts}))
     return 0
 
 

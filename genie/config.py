@@ -30,11 +30,38 @@ class DataConfig:
     demo_seed: int = 0
     demo_train_tweets: int = 6000  # dev and test stay at 300 tweets each
     demo_noise_share: float = 0.0
+    # Multi-task runs draw each batch from the tasks' train sets: proportional to their sizes
+    # (a shuffle of the union), or temperature-scaled, p(task) ~ size ** (1 / temperature), which
+    # lifts small tasks (temperature 1 = proportional, large = uniform over tasks).
+    sampling: str = "proportional"  # proportional | temperature
+    temperature: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.sampling not in ("proportional", "temperature"):
+            raise GenieError(f"data.sampling must be proportional or temperature, got {self.sampling!r}")
+        if self.temperature <= 0:
+            raise GenieError(f"data.temperature must be positive, got {self.temperature}")
+
+
+@dataclass
+class PromptsConfig:
+    """Instruction prefixes: with `use`, each source is "<instruction> <text>", the instruction a
+    paraphrase from `prompts/<task>.yaml` (picked per record) or, for instruction-format input,
+    the line's own. `set: heldout` decodes with paraphrases never seen in training."""
+
+    use: bool = False
+    set: str = "train"  # train | heldout
+    dir: str | None = None  # default: the repository's prompts/
+
+    def __post_init__(self) -> None:
+        if self.set not in ("train", "heldout"):
+            raise GenieError(f"prompts.set must be train or heldout, got {self.set!r}")
 
 
 @dataclass
 class FeaturesConfig:
-    """VinVL-layout region features: `<dir>/<image_id>.jpg.npz`, first `max_regions` boxes."""
+    """VinVL-layout region features: `<dir>/<image_id>.jpg.npz`, first `max_regions` boxes.
+    In a multi-task run `{task}` in `dir` stands for the task's name."""
 
     dir: str | None = None
     max_regions: int = 16
@@ -57,6 +84,23 @@ class ModelConfig:
     dropout: float = 0.1
     max_source_length: int = 128
     max_target_length: int = 128
+
+
+@dataclass
+class PeftConfig:
+    """Parameter-efficient fine-tuning of a pretrained backbone (`model.name` a Hugging Face
+    name or local folder): with LoRA only the adapters and genie's own heads (region encoder,
+    grounding, pointer) train, and checkpoints hold only those."""
+
+    method: str = "none"  # none | lora
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=list)  # empty: peft's default for the architecture
+
+    def __post_init__(self) -> None:
+        if self.method not in ("none", "lora"):
+            raise GenieError(f"peft.method must be none or lora, got {self.method!r}")
 
 
 @dataclass
@@ -91,13 +135,21 @@ class DecodeConfig:
 
 @dataclass
 class GenieConfig:
-    task: str = "gmner"
+    """`task` is one task or a list (one model trained on the mixture, `data.sampling`)."""
+
+    task: str | list[str] = "gmner"
     target_format: str = "text"
     data: DataConfig = field(default_factory=DataConfig)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    peft: PeftConfig = field(default_factory=PeftConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    @property
+    def tasks(self) -> list[str]:
+        return [self.task] if isinstance(self.task, str) else list(self.task)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -167,5 +219,7 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
             return str(value)
         if kind in (int, bool) and type(value) is kind:
             return value
+        if typing.get_origin(kind) is list and isinstance(value, list):
+            return [_coerce(item, typing.get_args(kind)[0], f"{key}[{i}]", source) for i, item in enumerate(value)]
     names = " or ".join(getattr(k, "__name__", str(k)) for k in allowed)
     raise GenieError(f"config key '{key}' must be {names}, got {value!r}", source)

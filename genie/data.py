@@ -35,16 +35,18 @@ def normalised_boxes(regions: RegionFeatures) -> np.ndarray:
 
 
 class GenieDataset(Dataset):
-    """Records of one split, turned into model inputs lazily (features are read per item);
-    `targets` is the run's target format (`genie.formats`). The tokenised text and grounding
-    targets of an item never change, so they are computed once and kept: every later epoch
-    only reads the regions."""
+    """Records of one task's split, turned into model inputs lazily (features are read per
+    item); `targets` is the run's target format (`genie.formats`), `instructions` the source
+    prefix of each record (None: none). The tokenised text and grounding targets of an item
+    never change, so they are computed once and kept: every later epoch only reads the regions."""
 
-    def __init__(self, records: list[Record], targets, features: FeatureSource, zero_features: bool = False):
+    def __init__(self, records: list[Record], targets, features: FeatureSource, zero_features: bool = False,
+                 instructions: list[str] | None = None):
         self.records = records
         self.targets = targets
         self.features = features
         self.zero_features = zero_features
+        self.instructions = instructions
         self._encoded: dict[int, dict] = {}
 
     def __len__(self) -> int:
@@ -60,17 +62,17 @@ class GenieDataset(Dataset):
         record = self.records[index]
         regions = self.regions(record)
         if index not in self._encoded:
-            self._encoded[index] = self.encode(record, regions)
+            self._encoded[index] = self.encode(record, regions, self.instructions[index] if self.instructions else "")
         return {"index": index, **self._encoded[index],
                 "region_features": regions.features, "region_boxes": normalised_boxes(regions),
                 "region_mask": regions.mask, "region_pixel_boxes": regions.boxes}
 
-    def encode(self, record: Record, regions: RegionFeatures) -> dict:
+    def encode(self, record: Record, regions: RegionFeatures, instruction: str = "") -> dict:
         """Token ids, labels and grounding slots (decoder positions, region target) of a record."""
         targets = [grounding_target(regions, e.boxes) if e.boxes else None for e in record.entities]
         # An entity no candidate region covers is trained as not in the image (REFERENCE 3).
         groundable = [t is not None and t.sum() > 0 for t in targets]
-        encoded = self.targets.encode(record, groundable)
+        encoded = self.targets.encode(record, groundable, instruction)
         pools, slot_entities = encoded.pop("pools"), encoded.pop("slot_entities")
         return {**encoded, "slots": [(pool, targets[k]) for pool, k in zip(pools, slot_entities) if pool]}
 

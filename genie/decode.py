@@ -16,9 +16,9 @@ from genie.config import DecodeConfig, load_config
 from genie.data import Collator, GenieDataset
 from genie.errors import GenieError
 from genie.formats import make_targets
-from genie.pipeline import feature_source, load_checkpoint
-from genie.records import Record, read_records, write_records
-from genie.tasks import get_task
+from genie.instructions import read_examples
+from genie.pipeline import feature_source, instructions_for, load_checkpoint, run_tasks, task_features_dir
+from genie.records import Record, write_records
 
 
 def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: DataLoader, cfg: DecodeConfig,
@@ -94,25 +94,44 @@ def _ground(model, dataset: GenieDataset, collate: Collator, batch: dict, output
 
 def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_dir: str | None = None,
                 overrides: list[str] = ()) -> dict:
-    """`genie decode`: a trained checkpoint folder + record JSONL -> prediction JSONL."""
+    """`genie decode`: a trained checkpoint folder + record (or instruction) JSONL -> prediction
+    JSONL in input order. A multi-task model decodes each task's records with that task's parser."""
     if not (checkpoint / "genie.yaml").is_file():
         raise GenieError("not a genie checkpoint (no genie.yaml; pass a run's best/ folder)", checkpoint)
     cfg = load_config(checkpoint / "genie.yaml", overrides)
-    task = get_task(cfg.task)
-    records = read_records(input_path)
+    if features_dir:
+        cfg = replace(cfg, features=replace(cfg.features, dir=features_dir))
+    tasks = {task.name: task for task in run_tasks(cfg)}
+    records, given = read_examples(input_path)
+    unknown = sorted({r.task for r in records} - set(tasks))
+    if unknown:
+        raise GenieError(f"records for task {unknown[0]}, which this model was not trained on "
+                         f"({', '.join(tasks)})", input_path)
     accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    model = load_checkpoint(checkpoint, cfg, task)
-    features = feature_source(cfg, features_dir or cfg.features.dir)
-    targets = make_targets(cfg.target_format, task, tokenizer, cfg.model.max_source_length,
-                           cfg.model.max_target_length)
-    dataset = GenieDataset(records, targets, features, zero_features=cfg.features.zero)
-    loader = DataLoader(dataset, batch_size=cfg.decode.batch_size, collate_fn=Collator(tokenizer.pad_token_id))
-    model, loader = accelerator.prepare(model, loader)
+    model = accelerator.prepare(load_checkpoint(checkpoint, cfg, next(iter(tasks.values()))))
+    predictions: list[Record | None] = [None] * len(records)
+    stats: Counter = Counter()
+    reports = {}
     started = time.perf_counter()
-    predictions, stats = predict(accelerator, model, dataset, loader, cfg.decode)
+    for name in dict.fromkeys(r.task for r in records):
+        rows = [i for i, r in enumerate(records) if r.task == name]
+        subset = [records[i] for i in rows]
+        targets = make_targets(cfg.target_format, tasks[name], tokenizer, cfg.model.max_source_length,
+                               cfg.model.max_target_length)
+        features = feature_source(cfg, task_features_dir(cfg, tasks[name]))
+        instructions = instructions_for(cfg, tasks[name], subset, [given[i] for i in rows] if given else None)
+        dataset = GenieDataset(subset, targets, features, cfg.features.zero, instructions)
+        loader = accelerator.prepare(DataLoader(dataset, batch_size=cfg.decode.batch_size,
+                                                collate_fn=Collator(tokenizer.pad_token_id)))
+        preds, counts = predict(accelerator, model, dataset, loader, cfg.decode, desc=f"decode {name}")
+        for i, pred in zip(rows, preds):
+            predictions[i] = pred
+        stats.update(counts)
+        reports[name] = features.report()
     seconds = time.perf_counter() - started
     if accelerator.is_main_process:
         write_records(output_path, predictions)
-    return {"output": str(output_path), "records": len(predictions), **stats, "features": features.report(),
-            "seconds": round(seconds, 2), "records_per_second": round(len(predictions) / seconds, 1)}
+    features_report = next(iter(reports.values())) if len(reports) == 1 else reports
+    return {"output": str(output_path), "records": len(predictions), **stats, "features": features_report,
+            "seconds": round(seconds, 2), "records_per_second": round(len(predictions) / max(seconds, 1e-9), 1)}

@@ -12,6 +12,12 @@ from genie.tasks import Parsed, Task
 FORMATS = ("text", "index")
 
 
+def source_text(task: Task, record: Record, instruction: str = "") -> str:
+    """The model's source: the task's text, after the instruction when there is one."""
+    text = task.source_text(record)
+    return f"{instruction} {text}" if instruction else text
+
+
 def encode_target(tokenizer, text: str, slots: list[tuple[int, int]], max_length: int):
     """Label ids of `text` and, per grounding slot, the decoder positions to pool.
 
@@ -34,10 +40,11 @@ class TextTargets:
         self.task, self.tokenizer = task, tokenizer
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
 
-    def encode(self, record: Record, groundable: list[bool]) -> dict:
+    def encode(self, record: Record, groundable: list[bool], instruction: str = "") -> dict:
         """Model inputs and labels; `pools[i]` are the decoder positions of grounding slot i,
         which grounds entity `slot_entities[i]`."""
-        source = self.tokenizer(self.task.source_text(record), truncation=True, max_length=self.max_source_length)
+        source = self.tokenizer(source_text(self.task, record, instruction), truncation=True,
+                                max_length=self.max_source_length)
         target = self.task.linearize(record, groundable)
         labels, pools = encode_target(self.tokenizer, target.text, target.slots, self.max_target_length)
         return {"input_ids": source["input_ids"], "labels": labels, "pools": pools,
@@ -63,8 +70,8 @@ class IndexTargets:
         self.grammar = self.format.grammar
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
 
-    def encode(self, record: Record, groundable: list[bool]) -> dict:
-        input_ids, starts = self.source(record)
+    def encode(self, record: Record, groundable: list[bool], instruction: str = "") -> dict:
+        input_ids, starts = self.source(record, instruction)
         target = self.format.linearize(record, groundable)
         labels = target.indices[:self.max_target_length]
         beyond = [i - len(self.grammar.specials) for i in labels if i >= len(self.grammar.specials) + len(starts)]
@@ -74,13 +81,13 @@ class IndexTargets:
         return {"input_ids": input_ids, "word_starts": starts, "labels": labels,
                 "pools": marker_pools(target.slots, len(labels)), "slot_entities": target.slot_entities}
 
-    def source(self, record: Record) -> tuple[list[int], list[int]]:
-        """Token ids of the tweet and the position of each word's first sub-token (words cut
-        off by `max_source_length` get none, so they cannot be pointed at)."""
-        text = self.task.source_text(record)
+    def source(self, record: Record, instruction: str = "") -> tuple[list[int], list[int]]:
+        """Token ids of the source and the position of each tweet word's first sub-token (words
+        cut off by `max_source_length` get none, so they cannot be pointed at)."""
+        text = source_text(self.task, record, instruction)
         enc = self.tokenizer(text, truncation=True, max_length=self.max_source_length, return_offsets_mapping=True)
         word_of_char = [-1] * len(text)
-        position = 0
+        position = len(text) - len(self.task.source_text(record))  # past the instruction
         for w, token in enumerate(record.tokens):
             word_of_char[position:position + len(token)] = [w] * len(token)
             position += len(token) + 1

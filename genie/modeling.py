@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from peft import LoraConfig, PeftConfig, PeftModel, TaskType, get_peft_model
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import (
@@ -23,6 +24,7 @@ from transformers import (
 from transformers.modeling_outputs import BaseModelOutput
 
 from genie.config import ModelConfig
+from genie.config import PeftConfig as PeftSettings
 from genie.errors import GenieError
 from genie.pointer import PointerHead, constrained_search
 from genie.tasks.index_format import Grammar
@@ -168,21 +170,30 @@ class GenieModel(nn.Module):
         decoder_states, _ = self.decode(batch, encoder_states, mask)
         return self.ground(decoder_states, encoder_states, region_start, batch)
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Backbone in Hugging Face layout; region encoder and grounding head beside it."""
+    def save_pretrained(self, directory: str | Path, state_dict: dict | None = None) -> None:
+        """Backbone in Hugging Face layout (only the adapters, with LoRA); region encoder and
+        grounding head beside it. `state_dict`: the weights to write (gathered under ZeRO-3)."""
         directory = Path(directory)
-        self.backbone.save_pretrained(directory)
-        heads = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+        state = self.state_dict() if state_dict is None else state_dict
+        self.backbone.save_pretrained(directory, state_dict={k.removeprefix("backbone."): v for k, v in state.items()
+                                                             if k.startswith("backbone.")})
+        heads = {k: v.detach().cpu().contiguous() for k, v in state.items() if not k.startswith("backbone.")}
         save_file(heads, str(directory / HEADS_FILE))
         (directory / HEADS_CONFIG).write_text(json.dumps({
             "feature_dim": self.feature_dim, "pointer_labels": self.pointer_labels}))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "GenieModel":
+        """A saved model; a LoRA one is its base model (named in the adapter config) plus adapters."""
         directory = Path(directory)
         config = json.loads((directory / HEADS_CONFIG).read_text())
-        model = cls(AutoModelForSeq2SeqLM.from_pretrained(directory), config["feature_dim"],
-                    pointer_labels=config.get("pointer_labels", 0))
+        if (directory / "adapter_config.json").is_file():
+            base = PeftConfig.from_pretrained(directory).base_model_name_or_path
+            _, backbone = load_pretrained(base)
+            backbone = PeftModel.from_pretrained(backbone, directory)
+        else:
+            backbone = AutoModelForSeq2SeqLM.from_pretrained(directory)
+        model = cls(backbone, config["feature_dim"], pointer_labels=config.get("pointer_labels", 0))
         missing, unexpected = model.load_state_dict(load_file(str(directory / HEADS_FILE)), strict=False)
         if unexpected or any(not k.startswith("backbone.") for k in missing):
             raise GenieError(f"genie heads do not fit the model (missing {missing}, unexpected {unexpected})", directory)
@@ -210,6 +221,14 @@ def build_backbone(cfg: ModelConfig, tokenizer, max_positions: int) -> PreTraine
                         eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id,
                         forced_bos_token_id=None, forced_eos_token_id=tokenizer.eos_token_id)
     return BartForConditionalGeneration(config)
+
+
+def add_lora(model: GenieModel, cfg: PeftSettings) -> GenieModel:
+    """Wrap the backbone in LoRA adapters: peft freezes its weights; genie's heads still train."""
+    lora = LoraConfig(task_type=TaskType.SEQ_2_SEQ_LM, r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                      target_modules=cfg.target_modules or None)
+    model.backbone = get_peft_model(model.backbone, lora)
+    return model
 
 
 def load_pretrained(name: str):

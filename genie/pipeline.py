@@ -3,7 +3,7 @@ and the model, built from a config (tiny from-scratch models or a real pretraine
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from transformers import AutoTokenizer
@@ -12,56 +12,121 @@ from genie.config import GenieConfig
 from genie.demo import build_demo
 from genie.errors import GenieError
 from genie.features import FeatureSource
-from genie.formats import pointer_labels
-from genie.modeling import TINY_MODELS, GenieModel, build_backbone, is_genie_checkpoint, load_pretrained
-from genie.records import Record, read_records
-from genie.tasks import Task
+from genie.formats import pointer_labels, source_text
+from genie.instructions import read_examples
+from genie.modeling import (
+    TINY_MODELS,
+    GenieModel,
+    add_lora,
+    build_backbone,
+    is_genie_checkpoint,
+    load_pretrained,
+)
+from genie.prompts import load_prompts
+from genie.records import Record
+from genie.tasks import Task, get_task
 from genie.tokenizer import train_bart_tokenizer, train_t5_tokenizer
 
 SPLITS = ("train", "dev", "test")
 
 
 @dataclass
-class Splits:
-    train: list[Record]
-    dev: list[Record]
-    test: list[Record]
+class TaskData:
+    """One task's part of a run: the records and instructions (None: plain sources) of each
+    split, and its feature source."""
+
+    task: Task
+    records: dict[str, list[Record]]
+    instructions: dict[str, list[str] | None]
+    features: FeatureSource
 
 
-def load_splits(cfg: GenieConfig, task: Task) -> tuple[Splits, str | None]:
-    """The records of each split and the feature folder (the demo's when no data is given)."""
-    features_dir = cfg.features.dir
+def run_tasks(cfg: GenieConfig) -> list[Task]:
+    """The run's tasks, checked: no repeats, and index targets only for a single task."""
+    names = cfg.tasks
+    if not names or len(set(names)) != len(names):
+        raise GenieError(f"task must name one task or a list of distinct tasks, got {cfg.task!r}")
+    tasks = [get_task(name) for name in names]
+    if len(tasks) > 1 and cfg.target_format != "text":
+        raise GenieError("multi-task runs use target_format=text: each task's index grammar has its own labels")
+    for task in tasks:
+        pointer_labels(cfg.target_format, task)
+    return tasks
+
+
+def with_demo_features(cfg: GenieConfig) -> GenieConfig:
+    """With the demo and no feature folder: each task's demo features (saved for decode)."""
+    if cfg.data.dir is None and cfg.features.dir is None:
+        return replace(cfg, features=replace(cfg.features, dir=str(Path(cfg.data.demo_dir) / "{task}" / "features")))
+    return cfg
+
+
+def task_features_dir(cfg: GenieConfig, task: Task) -> str | None:
+    directory = with_demo_features(cfg).features.dir
+    return directory.replace("{task}", task.name) if directory else None
+
+
+def load_task_data(cfg: GenieConfig, task: Task) -> TaskData:
+    """A task's splits from `data.dir` (`data.dir/<task>/` in a multi-task run) or its demo,
+    as record or instruction-format JSONL."""
     if cfg.data.dir is None:
-        demo_dir = Path(cfg.data.demo_dir) / task.name
-        build_demo(demo_dir, task.demo, seed=cfg.data.demo_seed, n_train=cfg.data.demo_train_tweets,
+        data_dir = Path(cfg.data.demo_dir) / task.name
+        build_demo(data_dir, task.demo, seed=cfg.data.demo_seed, n_train=cfg.data.demo_train_tweets,
                    feature_dim=cfg.features.dim, noise_share=cfg.data.demo_noise_share)
-        data_dir = demo_dir
-        features_dir = features_dir or str(demo_dir / "features")
     else:
-        data_dir = Path(cfg.data.dir)
-    records = {split: read_records(data_dir / getattr(cfg.data, split)) for split in SPLITS}
-    for split, rows in records.items():
+        data_dir = Path(cfg.data.dir) / (task.name if len(cfg.tasks) > 1 else "")
+    records, instructions = {}, {}
+    for split in SPLITS:
+        path = data_dir / getattr(cfg.data, split)
+        rows, given = read_examples(path)
         wrong = {r.task for r in rows} - {task.name}
         if wrong:
-            raise GenieError(f"{split} records are for task {sorted(wrong)}, this run is {task.name}",
-                             data_dir / getattr(cfg.data, split))
-    return Splits(**records), features_dir
+            raise GenieError(f"{split} records are for task {sorted(wrong)}, this part of the run is {task.name}",
+                             path)
+        records[split], instructions[split] = rows, instructions_for(cfg, task, rows, given)
+    return TaskData(task, records, instructions, feature_source(cfg, task_features_dir(cfg, task)))
+
+
+def instructions_for(cfg: GenieConfig, task: Task, records: list[Record],
+                     given: list[str] | None) -> list[str] | None:
+    """With `prompts.use`: the file's own instructions, else a `prompts.set` paraphrase per record."""
+    if not cfg.prompts.use:
+        return None
+    if given is not None:
+        return given
+    prompts = load_prompts(task, cfg.prompts.dir)
+    return [prompts.instruction(record, cfg.prompts.set) for record in records]
 
 
 def feature_source(cfg: GenieConfig, directory: str | None) -> FeatureSource:
     return FeatureSource(directory, cfg.features.max_regions, cfg.features.dim, cfg.features.on_missing)
 
 
-def build_model(cfg: GenieConfig, task: Task, train_records: list[Record], tokenizer=None):
-    """Tokenizer and GenieModel: tiny ones initialised here (with a tokenizer trained on the
-    train split unless one is given), or loaded from `model.name`."""
+def build_model(cfg: GenieConfig, parts: list[TaskData], tokenizer=None):
+    """Tokenizer and GenieModel (with LoRA adapters when `peft.method` asks for them)."""
+    tokenizer, model = _base_model(cfg, parts, tokenizer)
+    if cfg.peft.method == "lora":
+        if cfg.model.name in TINY_MODELS:
+            raise GenieError(f"peft.method=lora adapts a pretrained backbone; {cfg.model.name} is randomly "
+                             "initialised (set model.name to a Hugging Face name or a local folder)")
+        model = add_lora(model, cfg.peft)
+    return tokenizer, model
+
+
+def _base_model(cfg: GenieConfig, parts: list[TaskData], tokenizer=None):
+    """Tiny models initialised here (with a tokenizer trained on the train splits unless one is
+    given), or loaded from `model.name`."""
     name = cfg.model.name
+    task = parts[0].task  # a multi-task run has text targets: no pointer head
     labels = pointer_labels(cfg.target_format, task)
     if name in TINY_MODELS:
         if tokenizer is None:
-            texts = [task.source_text(r) for r in train_records]
-            if not labels:  # index targets never reach the tokenizer
-                texts += [task.linearize(r).text for r in train_records]
+            texts = []
+            for part in parts:
+                train, instructions = part.records["train"], part.instructions["train"]
+                texts += [source_text(part.task, r, i) for r, i in zip(train, instructions or [""] * len(train))]
+                if not labels:  # index targets never reach the tokenizer
+                    texts += [part.task.linearize(r).text for r in train]
             trainer = train_t5_tokenizer if name == "tiny-t5" else train_bart_tokenizer
             tokenizer = trainer(texts, cfg.model.vocab_size)
         backbone = build_backbone(cfg.model, tokenizer,

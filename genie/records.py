@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, TypeVar
 
 from genie.errors import GenieError
 from genie.io import atomic_write
 
 Box = list[float]
+T = TypeVar("T")
 
 
 @dataclass
@@ -127,24 +128,30 @@ def _is_int(value: object) -> bool:
 
 def read_records(path: str | Path) -> list[Record]:
     """Read a record JSONL file; a bad line raises GenieError naming the file and line."""
+    return [record for record, _ in read_lines(path, lambda data: (Record.from_dict(data), None))]
+
+
+def read_lines(path: str | Path, parse: Callable[[object], T]) -> list[T]:
+    """`parse` applied to each non-empty JSON line; its ValueError becomes a GenieError naming
+    the file and line."""
     path = Path(path)
     if not path.is_file():
         raise GenieError("no such file", path)
-    records = []
+    rows = []
     with path.open(encoding="utf-8", errors="strict") as handle:
         try:
             for lineno, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
                 try:
-                    records.append(Record.from_dict(json.loads(line)))
+                    rows.append(parse(json.loads(line)))
                 except json.JSONDecodeError as exc:
                     raise GenieError(f"not valid JSON ({exc.msg})", path, lineno) from None
                 except ValueError as exc:
                     raise GenieError(f"not a genie record: {exc}", path, lineno) from None
         except UnicodeDecodeError:
             raise GenieError("not UTF-8 text", path) from None
-    return records
+    return rows
 
 
 def write_records(path: str | Path, records: Iterable[Record]) -> int:

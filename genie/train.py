@@ -11,14 +11,14 @@ import json
 import logging
 import math
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_scheduler
 
@@ -28,9 +28,10 @@ from genie.decode import predict
 from genie.formats import make_targets
 from genie.io import atomic_write
 from genie.modeling import GenieModel
-from genie.pipeline import build_model, feature_source, load_splits
+from genie.pipeline import SPLITS, build_model, load_task_data, run_tasks, with_demo_features
 from genie.records import write_records
-from genie.tasks import get_task
+from genie.sampling import TemperatureSampler
+from genie.tasks import Task
 
 logger = logging.getLogger(__name__)
 
@@ -51,37 +52,49 @@ class LoopState:
         self.__dict__.update(state)
 
 
+@dataclass
+class Part:
+    """A task's datasets and evaluation loaders in the run."""
+
+    task: Task
+    sets: dict[str, GenieDataset]
+    loaders: dict[str, DataLoader]
+
+
 def train(cfg: GenieConfig) -> dict:
-    """Train, select on dev, decode test with the best checkpoint; returns the test metrics."""
+    """Train, select on dev, decode test with the best checkpoint; returns the test metrics
+    (a multi-task run: each task's, and the mean of their headline F1)."""
     out = Path(cfg.train.output_dir)
     accelerator = Accelerator(gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
                               mixed_precision=cfg.train.mixed_precision, project_dir=str(out),
                               dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     set_seed(cfg.train.seed)
-    task = get_task(cfg.task)
-    splits, features_dir = load_splits(cfg, task)
-    cfg = replace(cfg, features=replace(cfg.features, dir=features_dir))  # saved with the model for decode
-    features = feature_source(cfg, features_dir)
+    tasks = run_tasks(cfg)
+    cfg = with_demo_features(cfg)  # saved with the model for decode
+    data = [load_task_data(cfg, task) for task in tasks]
     checkpoints = out / "checkpoints"
     resume_from = _latest(checkpoints) if cfg.train.resume else None
     # A resumed tiny model must keep the vocabulary its checkpoint was trained with.
     saved_tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer") if resume_from else None
-    tokenizer, model = build_model(cfg, task, splits.train, saved_tokenizer)
-
-    targets = make_targets(cfg.target_format, task, tokenizer, cfg.model.max_source_length,
-                           cfg.model.max_target_length)
-
-    def dataset(records):
-        return GenieDataset(records, targets, features, zero_features=cfg.features.zero)
+    tokenizer, model = build_model(cfg, data, saved_tokenizer)
 
     collate = Collator(tokenizer.pad_token_id)
-    train_set, dev_set, test_set = dataset(splits.train), dataset(splits.dev), dataset(splits.test)
+    parts = []
+    for part in data:
+        targets = make_targets(cfg.target_format, part.task, tokenizer, cfg.model.max_source_length,
+                               cfg.model.max_target_length)
+        sets = {split: GenieDataset(part.records[split], targets, part.features, cfg.features.zero,
+                                    part.instructions[split]) for split in SPLITS}
+        loaders = {split: DataLoader(sets[split], batch_size=cfg.decode.batch_size, collate_fn=collate)
+                   for split in ("dev", "test")}
+        parts.append(Part(part.task, sets, loaders))
+    train_set = ConcatDataset([part.sets["train"] for part in parts])
     # Its own generator: starting an epoch's iterator must not draw from the global RNG, or a
     # run resumed mid-epoch would see different dropout masks than an uninterrupted one.
-    train_loader = DataLoader(train_set, batch_size=cfg.train.batch_size, shuffle=True, collate_fn=collate,
-                              generator=torch.Generator().manual_seed(cfg.train.seed))
-    dev_loader = DataLoader(dev_set, batch_size=cfg.decode.batch_size, collate_fn=collate)
-    test_loader = DataLoader(test_set, batch_size=cfg.decode.batch_size, collate_fn=collate)
+    sampler = (TemperatureSampler([len(p.sets["train"]) for p in parts], cfg.data.temperature, cfg.train.seed)
+               if cfg.data.sampling == "temperature" else None)
+    train_loader = DataLoader(train_set, batch_size=cfg.train.batch_size, shuffle=sampler is None, sampler=sampler,
+                              collate_fn=collate, generator=torch.Generator().manual_seed(cfg.train.seed))
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.learning_rate,
                                   weight_decay=cfg.train.weight_decay)
@@ -91,20 +104,30 @@ def train(cfg: GenieConfig) -> dict:
         total_steps = min(total_steps, cfg.train.max_steps)
     scheduler = get_scheduler("linear", optimizer, num_warmup_steps=int(cfg.train.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
-    model, optimizer, train_loader, dev_loader, test_loader, scheduler = accelerator.prepare(
-        model, optimizer, train_loader, dev_loader, test_loader, scheduler)
+    eval_loaders = [part.loaders[split] for part in parts for split in ("dev", "test")]
+    model, optimizer, train_loader, scheduler, *eval_loaders = accelerator.prepare(
+        model, optimizer, train_loader, scheduler, *eval_loaders)
+    for part, dev, test in zip(parts, eval_loaders[::2], eval_loaders[1::2]):
+        part.loaders = {"dev": dev, "test": test}
     state = LoopState()
     accelerator.register_for_checkpointing(state)
+    adapters = cfg.peft.method != "none"
+    if adapters:
+        accelerator.register_save_state_pre_hook(_keep_trainable)
 
     if resume_from:
-        accelerator.load_state(str(resume_from))
+        # Adapter checkpoints lack the frozen base (DeepSpeed's engine loads its own checkpoints).
+        strict = {"strict": not adapters} if accelerator.state.deepspeed_plugin is None else {}
+        accelerator.load_state(str(resume_from), **strict)
         accelerator.print(f"resumed from {resume_from} at step {state.completed_steps}")
     elif accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         tokenizer.save_pretrained(out / "tokenizer")
     _save_config(accelerator, cfg, out)
-    accelerator.print(f"{task.name}: {len(train_set)} train / {len(dev_set)} dev / {len(test_set)} test, "
-                      f"{sum(p.numel() for p in model.parameters()):,} parameters, {total_steps} steps")
+    for part in parts:
+        accelerator.print(f"{part.task.name}: " + " / ".join(f"{len(part.sets[s])} {s}" for s in SPLITS))
+    size = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())  # ZeRO-3 partitions weights
+    accelerator.print(f"{size:,} parameters, {total_steps} steps")
 
     progress = tqdm(total=total_steps, initial=state.completed_steps, desc="train",
                     disable=not accelerator.is_local_main_process)
@@ -134,9 +157,12 @@ def train(cfg: GenieConfig) -> dict:
         state.epoch += 1
         state.step_in_epoch = 0
         if state.epoch % cfg.train.eval_every_epochs == 0 or state.completed_steps >= total_steps:
-            dev_preds, _ = predict(accelerator, model, dev_set, dev_loader, cfg.decode, desc="dev")
-            metric = task.evaluate(dev_set.records, dev_preds)[task.headline]["f1"]
-            accelerator.print(f"epoch {state.epoch}: dev {task.headline} F1 {metric:.2f}")
+            scores = {part.task.name: _evaluate(accelerator, model, part, "dev", cfg)[0][part.task.headline]["f1"]
+                      for part in parts}
+            metric = sum(scores.values()) / len(scores)
+            accelerator.print(f"epoch {state.epoch}: dev " + ", ".join(
+                f"{parts[k].task.headline} F1 {f1:.2f}" for k, f1 in enumerate(scores.values()))
+                + (f", mean {metric:.2f}" if len(parts) > 1 else ""))
             if metric > state.best_metric:
                 state.best_metric = metric
                 _save_best(accelerator, model, tokenizer, cfg, out)
@@ -146,16 +172,39 @@ def train(cfg: GenieConfig) -> dict:
     accelerator.wait_for_everyone()
     best = GenieModel.from_pretrained(out / "best")
     accelerator.unwrap_model(model).load_state_dict(best.state_dict())
-    test_preds, stats = predict(accelerator, model, test_set, test_loader, cfg.decode, desc="test")
-    metrics = task.evaluate(test_set.records, test_preds)
+    results, predictions = {}, []
+    for part in parts:
+        metrics, preds = _evaluate(accelerator, model, part, "test", cfg)
+        results[part.task.name] = metrics
+        predictions += preds
+    if len(parts) == 1:
+        metrics = results[parts[0].task.name]
+    else:
+        metrics = {**results, "mean": sum(results[p.task.name][p.task.headline]["f1"] for p in parts) / len(parts)}
     metrics["dev_best"] = state.best_metric
-    metrics["parser"] = dict(stats)
-    metrics["features"] = features.report()
     if accelerator.is_main_process:
-        write_records(out / "test_predictions.jsonl", test_preds)
+        write_records(out / "test_predictions.jsonl", predictions)
         with atomic_write(out / "test_metrics.json") as handle:
             json.dump(metrics, handle, indent=2)
     return metrics
+
+
+def _evaluate(accelerator: Accelerator, model, part: Part, split: str, cfg: GenieConfig) -> tuple[dict, list]:
+    """A task's metrics on a split (with parser and feature counts), and its predictions."""
+    dataset = part.sets[split]
+    preds, stats = predict(accelerator, model, dataset, part.loaders[split], cfg.decode, desc=f"{split} {part.task.name}")
+    metrics = part.task.evaluate(dataset.records, preds)
+    metrics["parser"] = dict(stats)
+    metrics["features"] = dataset.features.report()
+    return metrics, preds
+
+
+def _keep_trainable(models: list, weights: list[dict], _output_dir: str) -> None:
+    """With adapters, checkpoints hold only what trains: the frozen base is the pretrained model.
+    (Under DeepSpeed `weights` is empty: the engine saves its own.)"""
+    for k, model in enumerate(models[:len(weights)]):
+        trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+        weights[k] = {key: value for key, value in weights[k].items() if key in trainable}
 
 
 def _saved(checkpoints: Path) -> list[Path]:
@@ -187,10 +236,11 @@ def _checkpoint(accelerator: Accelerator, checkpoints: Path, state: LoopState, k
 
 def _save_best(accelerator: Accelerator, model, tokenizer, cfg: GenieConfig, out: Path) -> None:
     accelerator.wait_for_everyone()
+    state = accelerator.get_state_dict(model)  # on every process: under ZeRO-3 it gathers the shards
     if accelerator.is_main_process:
         tmp = out / ".best.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        accelerator.unwrap_model(model).save_pretrained(tmp)
+        accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state)
         tokenizer.save_pretrained(tmp)
         (tmp / "genie.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         shutil.rmtree(out / "best", ignore_errors=True)

@@ -13,11 +13,10 @@ from genie.config import load_config
 from genie.data import Collator, GenieDataset
 from genie.demo import build_demo
 from genie.errors import GenieError
-from genie.features import FeatureSource
 from genie.formats import make_targets
 from genie.modeling import GenieModel
-from genie.pipeline import build_model
-from genie.records import Entity, Record, Relation, read_records
+from genie.pipeline import build_model, load_task_data
+from genie.records import Entity, Record, Relation
 from genie.tasks import get_task
 from genie.tasks.index_format import REGION, State
 from genie.tokenizer import train_t5_tokenizer
@@ -120,11 +119,13 @@ def untrained(demos, name: str, backbone: str, seed: int):
     task = get_task(name)
     cfg = load_config(f"configs/{name}.yaml", ["target_format=index", f"model.name={backbone}", "model.d_model=32",
                                                 "model.heads=2", "model.d_ff=64", "features.dim=16",
-                                                "model.vocab_size=300", "model.dropout=0.0"])
-    records = read_records(demos / name / "dev.jsonl")
-    tokenizer, model = build_model(cfg, task, read_records(demos / name / "train.jsonl"))
+                                                "model.vocab_size=300", "model.dropout=0.0",
+                                                f"data.dir={demos / name}", f"features.dir={demos / name / 'features'}"])
+    part = load_task_data(cfg, task)
+    records = part.records["dev"]
+    tokenizer, model = build_model(cfg, [part])
     targets = make_targets("index", task, tokenizer, cfg.model.max_source_length, cfg.model.max_target_length)
-    dataset = GenieDataset(records, targets, FeatureSource(demos / name / "features", 10, 16))
+    dataset = GenieDataset(records, targets, part.features)
     batch = Collator(tokenizer.pad_token_id)([dataset[i] for i in range(len(dataset))])
     return task, model.eval(), batch, records
 

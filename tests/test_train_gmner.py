@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from genie.config import load_config
 from genie.decode import decode_file
 from genie.modeling import build_backbone
-from genie.pipeline import build_model, load_splits
+from genie.pipeline import build_model, load_task_data
 from genie.records import read_records
 from genie.tasks import get_task
 from genie.tokenizer import train_t5_tokenizer
@@ -73,13 +73,13 @@ def test_model_option_loads_a_local_save_pretrained_folder(tmp_path):
     """`model.name=PATH` is the code path a real checkpoint (facebook/bart-base, ...) takes."""
     cfg = load_config("configs/gmner.yaml", [f"data.demo_dir={tmp_path / 'demo'}"])
     task = get_task("gmner")
-    splits, _ = load_splits(cfg, task)
-    tokenizer = train_t5_tokenizer([task.source_text(r) for r in splits.train[:200]], 300)
+    part = load_task_data(cfg, task)
+    tokenizer = train_t5_tokenizer([task.source_text(r) for r in part.records["train"][:200]], 300)
     backbone = build_backbone(cfg.model, tokenizer, max_positions=256)
     folder = tmp_path / "local-model"
     backbone.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    loaded_tokenizer, model = build_model(load_config("configs/gmner.yaml", [f"model.name={folder}"]), task, [])
+    loaded_tokenizer, model = build_model(load_config("configs/gmner.yaml", [f"model.name={folder}"]), [part])
     assert loaded_tokenizer.get_vocab() == tokenizer.get_vocab()
     loaded = model.backbone.state_dict()
     for key, value in backbone.state_dict().items():

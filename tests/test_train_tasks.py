@@ -28,7 +28,9 @@ INDEX_RUNS = {
     "fmnerg": ["train.epochs=6"],
     "mner": [],
 }
-RUNS = [(name, "text", []) for name in ("jmere", "fmnerg", "mner", "mre")] + [
+# MNER's text run is left out to keep CI under 30 minutes: GMNER's default run scores its MNER
+# reading, and the MNER index run trains the MNER task itself.
+RUNS = [(name, "text", []) for name in ("jmere", "fmnerg", "mre")] + [
     (name, "index", ["target_format=index", *overrides]) for name, overrides in INDEX_RUNS.items()]
 
 

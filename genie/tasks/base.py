@@ -50,6 +50,11 @@ class Task:
     demo: DemoSpec  # the embedded synthetic corpus `make train` uses
     index_format = None  # EntityIndexFormat / TripleIndexFormat, for tasks that have one
 
+    @property
+    def label_words(self) -> tuple[str, ...]:
+        """The label set as an instruction names it (`prompts/`)."""
+        return tuple(label.replace("_", " ") for label in self.labels)
+
     def source_text(self, record: Record) -> str:
         return " ".join(record.tokens)
 

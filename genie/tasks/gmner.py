@@ -20,6 +20,7 @@ class GMNER(EntityTextTask):
     headline = "gmner"
     grounded = True
     phrases = type_phrases({t: NER_WORDS[t] for t in TYPES})
+    label_words = tuple(NER_WORDS[t] for t in TYPES)
     index_format = EntityIndexFormat(TYPES, grounded=True)
     demo = EntityDemo("gmner", tuple((t, None) for t in TYPES), GMNER_CONTEXTS)
 

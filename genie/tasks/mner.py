@@ -18,6 +18,7 @@ class MNER(EntityTextTask):
     headline = "mner"
     grounded = False
     phrases = type_phrases(NER_WORDS)
+    label_words = tuple(NER_WORDS[t] for t in NER_TYPES)
     index_format = EntityIndexFormat(NER_TYPES, grounded=False)
     # The GMNER demo's tweets without their boxes (the image is still model input).
     demo = EntityDemo("mner", tuple((t, None) for t in GMNER_CONTEXTS), GMNER_CONTEXTS, boxes=False)

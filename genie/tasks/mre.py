@@ -13,7 +13,7 @@ from dataclasses import replace
 from eval.mre import evaluate_mre, mre_label
 from genie.demo import RelationDemo
 from genie.errors import GenieError
-from genie.labels import MNRE_LABELS, NO_RELATION, RELATION_TYPE_WORDS, UNTYPED, split_path
+from genie.labels import JMERE_RELATIONS, MNRE_LABELS, NO_RELATION, RELATION_TYPE_WORDS, UNTYPED, split_path
 from genie.records import Entity, Record, Relation
 from genie.tasks.base import Parsed, Target, Task, register
 
@@ -37,6 +37,7 @@ class MRE(Task):
     grounded = False
     demo = RelationDemo("mre", joint=False)
     readings = {verbalize(label): label for label in MNRE_LABELS}
+    label_words = tuple(r.replace("_", " ") for r in JMERE_RELATIONS)
 
     def pair(self, record: Record) -> tuple[Entity, Entity]:
         if len(record.entities) != 2:

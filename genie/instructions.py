@@ -1,0 +1,64 @@
+"""Instruction-format JSONL: `{"task", "instruction", "input", "image_id", "output", "record"}`
+per line. `input` is the text the model reads after the instruction (with MRE's entity
+markers), `output` the target in the chosen format (a string, or index lists for `index`), and
+`record` the structured gold, so the file trains genie and reads in any instruction-tuning tool."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+from genie.io import atomic_write
+from genie.prompts import Prompts
+from genie.records import Record, read_lines
+from genie.tasks import get_task
+
+KEYS = ("task", "instruction", "input", "image_id", "output", "record")
+
+
+def instruction_line(record: Record, prompts: Prompts, which: str, target_format: str) -> dict:
+    task = get_task(record.task)
+    if target_format == "index":
+        output = task.index_format.linearize(record, [e.groundable for e in record.entities]).indices
+    else:
+        output = task.linearize(record).text
+    return {"task": record.task, "instruction": prompts.instruction(record, which),
+            "input": task.source_text(record), "image_id": record.image_id, "output": output,
+            "record": record.to_dict()}
+
+
+def write_instructions(path: str | Path, lines: Iterable[dict]) -> int:
+    n = 0
+    with atomic_write(path) as handle:
+        for line in lines:
+            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def read_examples(path: str | Path) -> tuple[list[Record], list[str] | None]:
+    """Records of a record or instruction-format JSONL file, and the instructions (None for
+    plain records). A file mixing the two formats is an error at the first line that differs."""
+    kinds: list[bool] = []
+
+    def parse(data: object) -> tuple[Record, str | None]:
+        is_instruction = isinstance(data, dict) and "instruction" in data
+        if kinds and is_instruction != kinds[0]:
+            raise ValueError("mixes instruction-format and plain record lines")
+        kinds.append(is_instruction)
+        if not is_instruction:
+            return Record.from_dict(data), None
+        missing = [k for k in KEYS if k not in data]
+        if missing:
+            raise ValueError(f"instruction line is missing {', '.join(missing)}")
+        if not isinstance(data["instruction"], str):
+            raise ValueError("'instruction' must be a string")
+        record = Record.from_dict(data["record"])
+        if record.task != data["task"]:
+            raise ValueError(f"task {data['task']!r} differs from its record's {record.task!r}")
+        return record, data["instruction"]
+
+    rows = read_lines(path, parse)
+    records = [record for record, _ in rows]
+    return records, ([instruction for _, instruction in rows] if rows and kinds[0] else None)
