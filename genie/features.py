@@ -131,6 +131,11 @@ class FeatureSource:
         self.missing.add(image_id)
         return zero_regions(self.max_regions, self.feature_dim)
 
+    def merge(self, seen: set[str], missing: set[str]) -> None:
+        """Add another process's reads, so the report covers the images of every shard."""
+        self.seen |= seen
+        self.missing |= missing
+
     def report(self) -> str:
         """One line for the run log, so zero features are never silent."""
         if not self.missing:

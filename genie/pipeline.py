@@ -89,9 +89,11 @@ def load_task_data(cfg: GenieConfig, task: Task) -> TaskData:
 
 def instructions_for(cfg: GenieConfig, task: Task, records: list[Record],
                      given: list[str] | None) -> list[str] | None:
-    """With `prompts.use`: the file's own instructions, else a `prompts.set` paraphrase per record."""
+    """With `prompts.use`: the file's own instructions, else a `prompts.set` paraphrase per record.
+    Without, a multi-task run still names the task, "gmner:" (T5's task prefixes): a few tokens
+    where an instruction is 40-250."""
     if not cfg.prompts.use:
-        return None
+        return [f"{task.name}:"] * len(records) if len(cfg.tasks) > 1 else None
     if given is not None:
         return given
     prompts = load_prompts(task, cfg.prompts.dir)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, gather_object, set_seed
 from torch.utils.data import ConcatDataset, DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_scheduler
@@ -67,11 +67,14 @@ def train(cfg: GenieConfig) -> dict:
     out = Path(cfg.train.output_dir)
     accelerator = Accelerator(gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
                               mixed_precision=cfg.train.mixed_precision, project_dir=str(out),
-                              dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+                              dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+                              # A batch without grounding slots leaves the grounding head out of the loss.
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     set_seed(cfg.train.seed)
     tasks = run_tasks(cfg)
     cfg = with_demo_features(cfg)  # saved with the model for decode
-    data = [load_task_data(cfg, task) for task in tasks]
+    with accelerator.main_process_first():  # the main process builds the demo, the others then read it
+        data = [load_task_data(cfg, task) for task in tasks]
     checkpoints = out / "checkpoints"
     resume_from = _latest(checkpoints) if cfg.train.resume else None
     # A resumed tiny model must keep the vocabulary its checkpoint was trained with.
@@ -98,12 +101,16 @@ def train(cfg: GenieConfig) -> dict:
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.learning_rate,
                                   weight_decay=cfg.train.weight_decay)
-    steps_per_epoch = math.ceil(len(train_loader) / cfg.train.gradient_accumulation_steps)
+    # Each process gets every num_processes-th batch (accelerate evens out the last round).
+    batches_per_process = math.ceil(len(train_loader) / accelerator.num_processes)
+    steps_per_epoch = math.ceil(batches_per_process / cfg.train.gradient_accumulation_steps)
     total_steps = cfg.train.epochs * steps_per_epoch
     if cfg.train.max_steps:
         total_steps = min(total_steps, cfg.train.max_steps)
-    scheduler = get_scheduler("linear", optimizer, num_warmup_steps=int(cfg.train.warmup_ratio * total_steps),
-                              num_training_steps=total_steps)
+    # accelerate steps a prepared scheduler num_processes times per optimizer step (split_batches=False).
+    scheduler = get_scheduler("linear", optimizer,
+                              num_warmup_steps=int(cfg.train.warmup_ratio * total_steps) * accelerator.num_processes,
+                              num_training_steps=total_steps * accelerator.num_processes)
     eval_loaders = [part.loaders[split] for part in parts for split in ("dev", "test")]
     model, optimizer, train_loader, scheduler, *eval_loaders = accelerator.prepare(
         model, optimizer, train_loader, scheduler, *eval_loaders)
@@ -127,7 +134,7 @@ def train(cfg: GenieConfig) -> dict:
     for part in parts:
         accelerator.print(f"{part.task.name}: " + " / ".join(f"{len(part.sets[s])} {s}" for s in SPLITS))
     size = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())  # ZeRO-3 partitions weights
-    accelerator.print(f"{size:,} parameters, {total_steps} steps")
+    accelerator.print(f"{size:,} parameters, {total_steps} steps, {accelerator.num_processes} process(es)")
 
     progress = tqdm(total=total_steps, initial=state.completed_steps, desc="train",
                     disable=not accelerator.is_local_main_process)
@@ -195,7 +202,10 @@ def _evaluate(accelerator: Accelerator, model, part: Part, split: str, cfg: Geni
     preds, stats = predict(accelerator, model, dataset, part.loaders[split], cfg.decode, desc=f"{split} {part.task.name}")
     metrics = part.task.evaluate(dataset.records, preds)
     metrics["parser"] = dict(stats)
-    metrics["features"] = dataset.features.report()
+    features = dataset.features
+    for seen, missing in gather_object([(features.seen, features.missing)]):  # each process read its shards
+        features.merge(seen, missing)
+    metrics["features"] = features.report()
     return metrics, preds
 
 

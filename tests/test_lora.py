@@ -35,7 +35,7 @@ def test_lora_trains_adapters_only_and_reloads_exactly(tmp_path):
     run = subprocess.run([sys.executable, "-m", "genie.cli", "train", "--config", "configs/mner.yaml", "--model",
                           str(folder), "peft.method=lora", "peft.r=4", f"data.demo_dir={demo}",
                           "data.demo_train_tweets=200", f"train.output_dir={out}", "train.epochs=2",
-                          "train.eval_every_epochs=1"], capture_output=True, text=True)
+                          "train.eval_every_epochs=1", "decode.max_new_tokens=24"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
 
     trained = GenieModel.from_pretrained(out / "best")

@@ -16,8 +16,9 @@ import pytest
 
 from genie.config import load_config
 from genie.errors import GenieError
-from genie.pipeline import run_tasks
-from genie.records import read_records
+from genie.pipeline import instructions_for, run_tasks
+from genie.prompts import load_prompts
+from genie.records import Record, read_records
 from genie.sampling import TemperatureSampler, task_probabilities
 from genie.tasks import get_task
 from genie.train import train
@@ -33,6 +34,17 @@ def test_task_lists_are_checked():
         run_tasks(load_config("configs/gmner.yaml", ["task=[mner, gmner]", "target_format=index"]))
     with pytest.raises(GenieError, match="data.sampling must be"):
         load_config("configs/gmner.yaml", ["data.sampling=uniform"])
+
+
+def test_sources_name_the_task_in_a_mixture():
+    records = [Record("a", "mner", ["Obama"], "1"), Record("b", "mner", ["Pak"], "2")]
+    mner = get_task("mner")
+    assert instructions_for(load_config("configs/mner.yaml"), mner, records, None) is None
+    mixture = load_config("configs/multitask.yaml")
+    assert instructions_for(mixture, mner, records, None) == ["mner:", "mner:"]
+    prompted = instructions_for(load_config("configs/multitask.yaml", ["prompts.use=true"]), mner, records, None)
+    assert prompted == [load_prompts(mner).instruction(r) for r in records]
+    assert instructions_for(load_config("configs/mner.yaml", ["prompts.use=true"]), mner, records, ["x", "y"]) == ["x", "y"]
 
 
 def test_temperature_scales_task_probabilities():
@@ -61,7 +73,8 @@ def test_a_multi_task_run_reports_each_task_and_decodes_a_mixed_file(tmp_path):
     out, demo = tmp_path / "run", tmp_path / "demo"
     metrics = train(load_config("configs/multitask.yaml", [
         "task=[mner, mre]", f"train.output_dir={out}", f"data.demo_dir={demo}", "data.demo_train_tweets=400",
-        "train.epochs=2", "train.eval_every_epochs=1", "data.sampling=temperature"]))
+        "train.epochs=2", "train.eval_every_epochs=1", "data.sampling=temperature", "prompts.use=true",
+        "decode.max_new_tokens=24"]))  # a barely trained model writes to the limit: keep decoding short
     assert set(metrics) >= {"mner", "mre", "mean", "dev_best"}
     assert metrics["mean"] == pytest.approx((metrics["mner"]["mner"]["f1"] + metrics["mre"]["mre"]["f1"]) / 2)
     gold = {name: read_records(demo / name / "test.jsonl") for name in ("mner", "mre")}
