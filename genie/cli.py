@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 def _convert(args) -> int:
     from data_builders import BUILDERS
     from genie.formats import pointer_labels
-    from genie.instructions import instruction_line, write_instructions
+    from genie.instructions import instruction_line
     from genie.prompts import load_prompts
-    from genie.records import read_records, write_records
+    from genie.records import read_records, write_lines, write_records
     from genie.tasks import get_task
 
     if args.xml and args.task != "fmnerg":
@@ -94,7 +94,7 @@ def _convert(args) -> int:
         for name in dict.fromkeys(r.task for r in records):
             pointer_labels(args.target_format, get_task(name))  # a task without index targets is an error
             prompts[name] = load_prompts(get_task(name), args.prompts_dir)
-        n = write_instructions(args.out, (instruction_line(r, prompts[r.task], args.prompts, args.target_format)
+        n = write_lines(args.out, (instruction_line(r, prompts[r.task], args.prompts, args.target_format)
                                           for r in records))
     print(json.dumps({"out": str(args.out), "records": n, **counts}))
     return 0

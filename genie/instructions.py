@@ -5,11 +5,8 @@ markers), `output` the target in the chosen format (a string, or index lists for
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Iterable
 
-from genie.io import atomic_write
 from genie.prompts import Prompts
 from genie.records import Record, read_lines
 from genie.tasks import get_task
@@ -26,15 +23,6 @@ def instruction_line(record: Record, prompts: Prompts, which: str, target_format
     return {"task": record.task, "instruction": prompts.instruction(record, which),
             "input": task.source_text(record), "image_id": record.image_id, "output": output,
             "record": record.to_dict()}
-
-
-def write_instructions(path: str | Path, lines: Iterable[dict]) -> int:
-    n = 0
-    with atomic_write(path) as handle:
-        for line in lines:
-            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-            n += 1
-    return n
 
 
 def read_examples(path: str | Path) -> tuple[list[Record], list[str] | None]:

@@ -128,7 +128,7 @@ def _is_int(value: object) -> bool:
 
 def read_records(path: str | Path) -> list[Record]:
     """Read a record JSONL file; a bad line raises GenieError naming the file and line."""
-    return [record for record, _ in read_lines(path, lambda data: (Record.from_dict(data), None))]
+    return read_lines(path, Record.from_dict)
 
 
 def read_lines(path: str | Path, parse: Callable[[object], T]) -> list[T]:
@@ -156,9 +156,14 @@ def read_lines(path: str | Path, parse: Callable[[object], T]) -> list[T]:
 
 def write_records(path: str | Path, records: Iterable[Record]) -> int:
     """Write records atomically; returns how many were written."""
+    return write_lines(path, (record.to_dict() for record in records))
+
+
+def write_lines(path: str | Path, rows: Iterable[dict]) -> int:
+    """Write JSON lines atomically; returns how many were written."""
     n = 0
     with atomic_write(path) as handle:
-        for record in records:
-            handle.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
     return n
