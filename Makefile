@@ -13,7 +13,7 @@ ARGS ?=
 TRAIN_OVERRIDES := $(if $(DATA),data.dir=$(DATA)) $(if $(FEATURES),features.dir=$(FEATURES)) \
                    $(if $(MODEL),model.name=$(MODEL)) $(ARGS)
 
-.PHONY: install test test-full train clean
+.PHONY: install test test-full train bench clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test-full:
 
 train:
 	$(PY) -m genie.cli train --config configs/$(TASK).yaml $(TRAIN_OVERRIDES)
+
+# Speed against the published baselines, in one run (about 10 CPU minutes): bench/results.json
+# and the table in README.
+bench:
+	$(PY) -m bench.run
 
 clean:
 	rm -rf runs demo_data .pytest_cache

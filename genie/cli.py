@@ -1,4 +1,4 @@
-"""`genie convert | train | decode | evaluate`: user mistakes print one line, exit 2."""
+"""`genie convert | train | decode | evaluate | features`: user mistakes print one line, exit 2."""
 
 from __future__ import annotations
 
@@ -49,6 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--task", required=True)
     evaluate.add_argument("--gold", required=True, type=Path)
     evaluate.add_argument("--pred", required=True, type=Path)
+
+    features = commands.add_parser("features", help="region-feature store: pack .npz files into one "
+                                                    "memory-mapped store, or check one")
+    store_commands = features.add_subparsers(dest="store_command", required=True)
+    build = store_commands.add_parser("build", help="pack a folder of VinVL <id>.jpg.npz files into a store")
+    build.add_argument("--src", required=True, type=Path, help="the folder of .npz files")
+    build.add_argument("--out", required=True, type=Path, help="the store folder (an old store there is replaced)")
+    build.add_argument("--max-regions", type=int, default=36, help="K: the first K boxes of each file are kept")
+    build.add_argument("--dtype", default="float16", help="of the features: float16 (half the disk) or float32")
+    verify = store_commands.add_parser("verify", help="check a store's files against their sizes and checksums")
+    verify.add_argument("store", type=Path)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -127,7 +138,18 @@ def _evaluate(args) -> int:
     return 0
 
 
-COMMANDS = {"convert": _convert, "train": _train, "decode": _decode, "evaluate": _evaluate}
+def _features(args) -> int:
+    from genie.feature_store import build_store, verify_store
+
+    if args.store_command == "build":
+        stats = {"out": str(args.out), **build_store(args.src, args.out, args.max_regions, args.dtype)}
+    else:
+        stats = {"store": str(args.store), **verify_store(args.store)}
+    print(json.dumps(stats))
+    return 0
+
+
+COMMANDS = {"convert": _convert, "train": _train, "decode": _decode, "evaluate": _evaluate, "features": _features}
 
 if __name__ == "__main__":
     sys.exit(main())

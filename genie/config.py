@@ -35,12 +35,17 @@ class DataConfig:
     # lifts small tasks (temperature 1 = proportional, large = uniform over tasks).
     sampling: str = "proportional"  # proportional | temperature
     temperature: float = 2.0
+    # Training batches of similar length (dynamic padding then pads little); false: random batches.
+    group_by_length: bool = True
+    num_workers: int = 0  # DataLoader worker processes for training batches (0: the main process)
 
     def __post_init__(self) -> None:
         if self.sampling not in ("proportional", "temperature"):
             raise GenieError(f"data.sampling must be proportional or temperature, got {self.sampling!r}")
         if self.temperature <= 0:
             raise GenieError(f"data.temperature must be positive, got {self.temperature}")
+        if self.num_workers < 0:
+            raise GenieError(f"data.num_workers must be 0 or more, got {self.num_workers}")
 
 
 @dataclass
@@ -60,7 +65,8 @@ class PromptsConfig:
 
 @dataclass
 class FeaturesConfig:
-    """VinVL-layout region features: `<dir>/<image_id>.jpg.npz`, first `max_regions` boxes.
+    """VinVL-layout region features, first `max_regions` boxes: `dir` is a folder of
+    `<image_id>.jpg.npz` files or a store packed from one (`genie features build`).
     In a multi-task run `{task}` in `dir` stands for the task's name."""
 
     dir: str | None = None

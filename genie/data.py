@@ -52,6 +52,11 @@ class GenieDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def lengths(self, with_targets: bool = True) -> list[int]:
+        """Token lengths for batching: source plus gold target to train, the source to decode."""
+        measure = self.targets.lengths if with_targets else self.targets.source_lengths
+        return measure(self.records, self.instructions)
+
     def regions(self, record: Record) -> RegionFeatures:
         regions = self.features.get(record.image_id)
         if self.zero_features:

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
+from genie.batching import SortedBatches
 from genie.config import DecodeConfig, load_config
 from genie.data import Collator, GenieDataset
 from genie.errors import GenieError
@@ -19,6 +20,12 @@ from genie.formats import make_targets
 from genie.instructions import read_examples
 from genie.pipeline import feature_source, instructions_for, load_checkpoint, run_tasks, task_features_dir
 from genie.records import Record, write_records
+
+
+def decode_loader(dataset: GenieDataset, batch_size: int) -> DataLoader:
+    """Batches sorted by source length (`SortedBatches`); `predict` returns dataset order."""
+    return DataLoader(dataset, batch_sampler=SortedBatches(dataset.lengths(with_targets=False), batch_size),
+                      collate_fn=Collator(dataset.targets.tokenizer.pad_token_id))
 
 
 def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: DataLoader, cfg: DecodeConfig,
@@ -120,10 +127,10 @@ def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_
         targets = make_targets(cfg.target_format, tasks[name], tokenizer, cfg.model.max_source_length,
                                cfg.model.max_target_length)
         features = feature_source(cfg, task_features_dir(cfg, tasks[name]))
+        features.check(r.image_id for r in subset)
         instructions = instructions_for(cfg, tasks[name], subset, [given[i] for i in rows] if given else None)
         dataset = GenieDataset(subset, targets, features, cfg.features.zero, instructions)
-        loader = accelerator.prepare(DataLoader(dataset, batch_size=cfg.decode.batch_size,
-                                                collate_fn=Collator(tokenizer.pad_token_id)))
+        loader = accelerator.prepare(decode_loader(dataset, cfg.decode.batch_size))
         preds, counts = predict(accelerator, model, dataset, loader, cfg.decode, desc=f"decode {name}")
         for i, pred in zip(rows, preds):
             predictions[i] = pred

@@ -1,4 +1,5 @@
-"""VinVL-layout region features (`<IMGID>.jpg.npz`), cut or padded to exactly K regions.
+"""VinVL-layout region features (`<IMGID>.jpg.npz`, or a store of them packed by
+`genie features build`), cut or padded to exactly K regions.
 
 The published systems padded without a mask and silently used zeros for a missing file;
 here padding is masked, and a missing file is an error or a counted, reported choice.
@@ -6,8 +7,10 @@ here padding is masked, and a missing file is an error or a counted, reported ch
 
 from __future__ import annotations
 
+import logging
 import zipfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from genie.errors import GenieError
 
 REQUIRED_KEYS = ("box_features", "bounding_boxes", "image_h", "image_w")
 ON_MISSING = ("error", "zeros")
+logger = logging.getLogger(__name__)
 # Bounds the per-source cache: ~1700 images of 36 x 2048 float32, every image of a small corpus.
 CACHE_BYTES = 512 * 2**20
 
@@ -83,7 +87,8 @@ def _scalar(data: np.lib.npyio.NpzFile, key: str, path: Path) -> int:
 
 
 class FeatureSource:
-    """Region features by image id from one folder; missing files follow `on_missing`."""
+    """Region features by image id from a folder of `.npz` files or a region-feature store
+    (`genie.feature_store`); missing images follow `on_missing`."""
 
     def __init__(self, directory: str | Path | None, max_regions: int, feature_dim: int,
                  on_missing: str = "error"):
@@ -99,6 +104,10 @@ class FeatureSource:
         if directory is not None and not Path(directory).is_dir():
             raise GenieError("region-feature folder not found", directory)
         self.directory = Path(directory) if directory is not None else None
+        self.store = _open_store(self.directory, feature_dim)
+        if self.store is not None and max_regions > self.store.max_regions:
+            logger.warning("%s keeps at most %d regions per image; features.max_regions=%d pads the rest",
+                           self.directory, self.store.max_regions, max_regions)
         self.max_regions, self.feature_dim, self.on_missing = max_regions, feature_dim, on_missing
         self.missing: set[str] = set()
         self.seen: set[str] = set()
@@ -109,6 +118,8 @@ class FeatureSource:
     def get(self, image_id: str) -> RegionFeatures:
         """A fresh copy, so a caller that edits its arrays in place cannot corrupt the cache."""
         self.seen.add(image_id)
+        if self.store is not None:  # a store read is already a fresh copy, and fast: no cache
+            return self._read(image_id)
         regions = self._cache.pop(image_id, None)
         if regions is None:
             regions = self._read(image_id)
@@ -118,16 +129,38 @@ class FeatureSource:
         return replace(regions, features=regions.features.copy(), boxes=regions.boxes.copy(),
                        mask=regions.mask.copy())
 
-    def _read(self, image_id: str) -> RegionFeatures:
+    def check(self, image_ids: Iterable[str]) -> None:
+        """Look every image up before the run: a missing one fails (or is counted) at once rather
+        than mid-epoch, and the counts hold even when DataLoader workers do the reads."""
+        for image_id in image_ids:
+            self.seen.add(image_id)
+            if self._find(image_id) is None:
+                self._missing(image_id)
+
+    def _find(self, image_id: str) -> Path | None:
+        """Where the image's regions are: the store, or its `.npz` file; None when nowhere."""
+        if self.store is not None:
+            return self.directory if image_id in self.store else None
         if self.directory is not None:
-            path = self.directory / f"{image_id}.jpg.npz"
-            if not path.is_file() and (self.directory / f"{image_id}.npz").is_file():
-                path = self.directory / f"{image_id}.npz"
-            if path.is_file():
-                return load_npz(path, self.max_regions, self.feature_dim)
-            if self.on_missing == "error":
-                raise GenieError(f"no region features for image {image_id} (expected {path}); "
-                                 f"pass features.on_missing=zeros to train without them", path)
+            for name in (f"{image_id}.jpg.npz", f"{image_id}.npz"):
+                if (self.directory / name).is_file():
+                    return self.directory / name
+        return None
+
+    def _read(self, image_id: str) -> RegionFeatures:
+        where = self._find(image_id)
+        if where is None:
+            return self._missing(image_id)
+        if self.store is not None:
+            return self.store.read(image_id, self.max_regions)
+        return load_npz(where, self.max_regions, self.feature_dim)
+
+    def _missing(self, image_id: str) -> RegionFeatures:
+        if self.directory is not None and self.on_missing == "error":
+            where = self.directory if self.store is not None else self.directory / f"{image_id}.jpg.npz"
+            expected = "not in the store" if self.store is not None else f"expected {where}"
+            raise GenieError(f"no region features for image {image_id} ({expected}); "
+                             f"pass features.on_missing=zeros to train without them", where)
         self.missing.add(image_id)
         return zero_regions(self.max_regions, self.feature_dim)
 
@@ -141,3 +174,16 @@ class FeatureSource:
         if not self.missing:
             return f"region features: all {len(self.seen)} images found"
         return f"region features: {len(self.missing)} of {len(self.seen)} images missing, used zeros"
+
+
+def _open_store(directory: Path | None, feature_dim: int):
+    """The verified store when `directory` is one (None for a folder of `.npz` files)."""
+    from genie.feature_store import FeatureStore, is_store  # it imports this module
+
+    if not is_store(directory):
+        return None
+    store = FeatureStore(directory)
+    if store.dim != feature_dim:
+        raise GenieError(f"the store's region features have dimension {store.dim}, expected {feature_dim} "
+                         f"(features.dim)", directory)
+    return store

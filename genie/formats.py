@@ -33,12 +33,32 @@ def encode_target(tokenizer, text: str, slots: list[tuple[int, int]], max_length
     return ids, pools
 
 
-class TextTargets:
-    """Targets as text: the backbone's tokenizer, LM head and `generate`."""
+class Targets:
+    """What both formats share: the task, the tokenizer, the length limits, and example lengths
+    for length-grouped batching (`genie/batching.py`)."""
 
     def __init__(self, task: Task, tokenizer, max_source_length: int, max_target_length: int):
         self.task, self.tokenizer = task, tokenizer
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
+
+    def source_lengths(self, records: list[Record], instructions: list[str] | None = None) -> list[int]:
+        texts = [source_text(self.task, r, i) for r, i in zip(records, instructions or [""] * len(records))]
+        return [len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=self.max_source_length)["input_ids"]]
+
+    def lengths(self, records: list[Record], instructions: list[str] | None = None) -> list[int]:
+        """Source plus target tokens of each record (its gold target, every entity groundable)."""
+        return [s + t for s, t in zip(self.source_lengths(records, instructions), self.target_lengths(records))]
+
+    def target_lengths(self, records: list[Record]) -> list[int]:
+        raise NotImplementedError
+
+
+class TextTargets(Targets):
+    """Targets as text: the backbone's tokenizer, LM head and `generate`."""
+
+    def target_lengths(self, records: list[Record]) -> list[int]:
+        texts = [self.task.linearize(r).text for r in records]
+        return [len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=self.max_target_length)["input_ids"]]
 
     def encode(self, record: Record, groundable: list[bool], instruction: str = "") -> dict:
         """Model inputs and labels; `pools[i]` are the decoder positions of grounding slot i,
@@ -61,14 +81,17 @@ class TextTargets:
         return encode_target(self.tokenizer, output, parsed.slots, self.max_target_length)
 
 
-class IndexTargets:
+class IndexTargets(Targets):
     """H-Index pointer targets (`genie/tasks/index_format.py`): labels are indices, the source
     carries the position of each word's first sub-token, and decoding is grammar-constrained."""
 
     def __init__(self, task: Task, tokenizer, max_source_length: int, max_target_length: int):
-        self.task, self.tokenizer, self.format = task, tokenizer, task.index_format
+        super().__init__(task, tokenizer, max_source_length, max_target_length)
+        self.format = task.index_format
         self.grammar = self.format.grammar
-        self.max_source_length, self.max_target_length = max_source_length, max_target_length
+
+    def target_lengths(self, records: list[Record]) -> list[int]:
+        return [min(len(self.format.linearize(r).indices), self.max_target_length) for r in records]
 
     def encode(self, record: Record, groundable: list[bool], instruction: str = "") -> dict:
         input_ids, starts = self.source(record, instruction)

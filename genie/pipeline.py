@@ -84,7 +84,9 @@ def load_task_data(cfg: GenieConfig, task: Task) -> TaskData:
             raise GenieError(f"{split} records are for task {sorted(wrong)}, this part of the run is {task.name}",
                              path)
         records[split], instructions[split] = rows, instructions_for(cfg, task, rows, given)
-    return TaskData(task, records, instructions, feature_source(cfg, task_features_dir(cfg, task)))
+    features = feature_source(cfg, task_features_dir(cfg, task))
+    features.check(r.image_id for split in SPLITS for r in records[split])
+    return TaskData(task, records, instructions, features)
 
 
 def instructions_for(cfg: GenieConfig, task: Task, records: list[Record],

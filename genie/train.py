@@ -17,14 +17,15 @@ from pathlib import Path
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, gather_object, set_seed
-from torch.utils.data import ConcatDataset, DataLoader
+from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
+from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_scheduler
 
+from genie.batching import EpochShuffle, LengthGroupedBatches
 from genie.config import GenieConfig
 from genie.data import Collator, GenieDataset
-from genie.decode import predict
+from genie.decode import decode_loader, predict
 from genie.formats import make_targets
 from genie.io import atomic_write
 from genie.modeling import GenieModel
@@ -67,7 +68,6 @@ def train(cfg: GenieConfig) -> dict:
     out = Path(cfg.train.output_dir)
     accelerator = Accelerator(gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
                               mixed_precision=cfg.train.mixed_precision, project_dir=str(out),
-                              dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
                               # A batch without grounding slots leaves the grounding head out of the loss.
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     set_seed(cfg.train.seed)
@@ -88,16 +88,9 @@ def train(cfg: GenieConfig) -> dict:
                                cfg.model.max_target_length)
         sets = {split: GenieDataset(part.records[split], targets, part.features, cfg.features.zero,
                                     part.instructions[split]) for split in SPLITS}
-        loaders = {split: DataLoader(sets[split], batch_size=cfg.decode.batch_size, collate_fn=collate)
-                   for split in ("dev", "test")}
+        loaders = {split: decode_loader(sets[split], cfg.decode.batch_size) for split in ("dev", "test")}
         parts.append(Part(part.task, sets, loaders))
-    train_set = ConcatDataset([part.sets["train"] for part in parts])
-    # Its own generator: starting an epoch's iterator must not draw from the global RNG, or a
-    # run resumed mid-epoch would see different dropout masks than an uninterrupted one.
-    sampler = (TemperatureSampler([len(p.sets["train"]) for p in parts], cfg.data.temperature, cfg.train.seed)
-               if cfg.data.sampling == "temperature" else None)
-    train_loader = DataLoader(train_set, batch_size=cfg.train.batch_size, shuffle=sampler is None, sampler=sampler,
-                              collate_fn=collate, generator=torch.Generator().manual_seed(cfg.train.seed))
+    train_loader = _train_loader(cfg, [part.sets["train"] for part in parts], collate)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.learning_rate,
                                   weight_decay=cfg.train.weight_decay)
@@ -194,6 +187,23 @@ def train(cfg: GenieConfig) -> dict:
         with atomic_write(out / "test_metrics.json") as handle:
             json.dump(metrics, handle, indent=2)
     return metrics
+
+
+def _train_loader(cfg: GenieConfig, sets: list[GenieDataset], collate: Collator) -> DataLoader:
+    """Batches of the tasks' train sets: shuffled (or temperature-sampled across tasks) each
+    epoch, grouped by length unless `data.group_by_length=false`."""
+    sizes = [len(s) for s in sets]
+    order = (TemperatureSampler(sizes, cfg.data.temperature, cfg.train.seed) if cfg.data.sampling == "temperature"
+             else EpochShuffle(sum(sizes), cfg.train.seed))
+    if cfg.data.group_by_length:
+        batches = LengthGroupedBatches(order, [n for s in sets for n in s.lengths()], cfg.train.batch_size)
+    else:
+        batches = BatchSampler(order, cfg.train.batch_size, drop_last=False)
+    # Its own generator: starting an epoch's iterator draws a seed from it, and drawing from the
+    # global RNG instead would give a run resumed mid-epoch other dropout masks.
+    return DataLoader(ConcatDataset(sets), batch_sampler=batches, collate_fn=collate,
+                      num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0,
+                      generator=torch.Generator().manual_seed(cfg.train.seed))
 
 
 def _evaluate(accelerator: Accelerator, model, part: Part, split: str, cfg: GenieConfig) -> tuple[dict, list]:

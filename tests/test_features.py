@@ -98,6 +98,17 @@ def test_missing_file_with_zeros_is_counted_and_reported(tmp_path):
     assert source.report() == "region features: 1 of 3 images missing, used zeros"
 
 
+def test_check_finds_missing_images_before_any_read(tmp_path):
+    """What a run does first: reads in DataLoader workers never reach the main process's counts."""
+    write_vinvl(tmp_path / "img1.jpg.npz", n=3)
+    source = FeatureSource(tmp_path, max_regions=4, feature_dim=6, on_missing="zeros")
+    source.check(["img1", "img9", "img1"])
+    assert source.report() == "region features: 1 of 2 images missing, used zeros"
+    strict = FeatureSource(tmp_path, max_regions=4, feature_dim=6)
+    with pytest.raises(GenieError, match="img9.jpg.npz: no region features for image img9"):
+        strict.check(["img1", "img9"])
+
+
 def test_no_folder_needs_zeros(tmp_path):
     with pytest.raises(GenieError, match="on_missing=zeros"):
         FeatureSource(None, max_regions=4, feature_dim=6)

@@ -1,0 +1,407 @@
+"""`make bench`: genie's data path against the published systems', measured in one run on this
+machine, on the same data with the same model on both sides.
+
+1. feature loading: the memory-mapped store vs one .npz per example (10,000 images, 36 x 2048);
+2. training throughput: length-grouped dynamic padding vs fixed padding to 200 tokens, on the
+   GMNER v2.0 length distribution, at tiny and base-like model sizes;
+3. decoding throughput: length-sorted batches vs one example at a time;
+4. the fraction of this machine's matmul peak (measured here) a base-like training step reaches.
+
+Each case runs in a fresh process, so the peak memory (max RSS) beside it is its own. Writes
+`bench/results.json` and the table between the bench markers in README.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_GMNER = Path(os.environ.get("GENIE_SHARED_DATASETS", REPO.parent / "shared" / "datasets")) \
+    / "twitter-gmner" / "Twitter10000_v2.0"
+LENGTHS_FILE = REPO / "bench" / "gmner_lengths.json"
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+PUBLISHED_WIDTH = 200  # the published code pads every source to 200 tokens
+VINVL_BOXES, VINVL_DIM = 36, 2048
+SIZES = {  # T5-style; base-like is T5-base's width and depth (6 + 6 layers would be BART-base)
+    "tiny": {"model.d_model": 64, "model.layers": 2, "model.heads": 4, "model.d_ff": 256},
+    "base-like": {"model.d_model": 768, "model.layers": 6, "model.heads": 12, "model.d_ff": 3072},
+}
+
+
+def in_child(case, **kwargs) -> dict:
+    """Run `case(**kwargs)` in a fresh process; its result plus that process's peak RSS."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(_measured, case, kwargs).result()
+
+
+def _measured(case, kwargs: dict) -> dict:
+    result = case(**kwargs)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return result
+
+
+# --- 1. feature loading ---------------------------------------------------------------------------
+
+def write_vinvl_folder(folder: Path, n: int, seed: int = 0) -> list[str]:
+    """n synthetic VinVL files (`<id>.jpg.npz`, 36 boxes x 2048, float32, uncompressed)."""
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = [f"{k:06d}" for k in range(n)]
+    for image_id in tqdm(ids, desc="write npz", leave=False):
+        corner = rng.uniform(0, 400, (VINVL_BOXES, 2))
+        boxes = np.concatenate([corner, corner + rng.uniform(10, 200, (VINVL_BOXES, 2))], 1)
+        np.savez(folder / f"{image_id}.jpg.npz", box_features=rng.random((VINVL_BOXES, VINVL_DIM), np.float32),
+                 bounding_boxes=boxes.astype(np.float32), image_h=np.int64(600), image_w=np.int64(800),
+                 num_boxes=np.int64(VINVL_BOXES))
+    return ids
+
+
+def read_published(folder: str, ids: list[str]) -> dict:
+    """The published loaders: np.load of the example's file inside `__getitem__`."""
+    started = time.perf_counter()
+    for image_id in ids:
+        with np.load(Path(folder) / f"{image_id}.jpg.npz") as data:
+            features, boxes = data["box_features"][:VINVL_BOXES], data["bounding_boxes"][:VINVL_BOXES]
+            assert features.shape == (VINVL_BOXES, VINVL_DIM) and boxes.shape == (VINVL_BOXES, 4)
+    return {"seconds": time.perf_counter() - started}
+
+
+def read_genie(directory: str, ids: list[str]) -> dict:
+    """genie's `FeatureSource` over an npz folder or a store (opening and checksum timed apart)."""
+    from genie.features import FeatureSource
+
+    started = time.perf_counter()
+    source = FeatureSource(directory, VINVL_BOXES, VINVL_DIM)
+    opened = time.perf_counter()
+    for image_id in ids:
+        assert source.get(image_id).features.shape == (VINVL_BOXES, VINVL_DIM)
+    return {"open_seconds": opened - started, "seconds": time.perf_counter() - opened}
+
+
+def build_store_case(src: str, out: str, dtype: str) -> dict:
+    from genie.feature_store import build_store
+
+    started = time.perf_counter()
+    build_store(Path(src), Path(out), max_regions=VINVL_BOXES, dtype=dtype)
+    size = sum(f.stat().st_size for f in Path(out).iterdir())
+    return {"seconds": time.perf_counter() - started, "bytes": size}
+
+
+def bench_features(work: Path, n: int) -> dict:
+    folder, store = work / "npz", work / "store"
+    started = time.perf_counter()
+    ids = write_vinvl_folder(folder, n)
+    written = time.perf_counter() - started
+    order = ids[:]
+    random.Random(0).shuffle(order)  # an epoch's order
+    npz_bytes = sum(f.stat().st_size for f in folder.iterdir())
+    published = in_child(read_published, folder=str(folder), ids=order)
+    genie_npz = in_child(read_genie, directory=str(folder), ids=order)
+    built = in_child(build_store_case, src=str(folder), out=str(store), dtype="float16")
+    stored = in_child(read_genie, directory=str(store), ids=order)
+    per = {name: r["seconds"] / n * 1e6 for name, r in
+           (("published", published), ("genie_npz", genie_npz), ("store", stored))}
+    return {"images": n, "boxes": VINVL_BOXES, "dim": VINVL_DIM, "npz_bytes": npz_bytes, "write_seconds": written,
+            "us_per_example": per, "store_build_seconds": built["seconds"], "store_bytes": built["bytes"],
+            "store_open_and_verify_seconds": stored["open_seconds"],
+            "peak_rss_mb": {"published": published["peak_rss_mb"], "genie_npz": genie_npz["peak_rss_mb"],
+                            "store_build": built["peak_rss_mb"], "store": stored["peak_rss_mb"]},
+            "ratio": per["published"] / per["store"]}
+
+
+# --- 2 and 4. training throughput, matmul peak ---------------------------------------------------
+
+def gmner_records() -> tuple[list, str]:
+    """The real GMNER v2.0 train tweets, or demo tweets stretched to lengths drawn from the real
+    distribution (`bench/gmner_lengths.json`) when the release is absent."""
+    from data_builders import BUILDERS
+
+    if SHARED_GMNER.is_dir():
+        return BUILDERS["gmner"](SHARED_GMNER, "train").records, "real GMNER v2.0 train tweets"
+    from genie.demo import build_demo
+    from genie.records import read_records
+    from genie.tasks import get_task
+
+    histogram = json.loads(LENGTHS_FILE.read_text())["words"]
+    work = Path(tempfile.mkdtemp(prefix="genie-bench-demo-"))
+    build_demo(work, get_task("gmner").demo, n_train=7000)
+    records = read_records(work / "train.jsonl")
+    shutil.rmtree(work)
+    rng = random.Random(0)
+    lengths = rng.choices([int(k) for k in histogram], weights=list(histogram.values()), k=len(records))
+    filler = ["the", "a", "to", "and", "of", "is", "in", "on", "at", "for", "with", "my", "this", "that", "it"]
+    for record, length in zip(records, lengths):
+        keep = max([length] + [e.end for e in record.entities])
+        record.tokens = (record.tokens + [rng.choice(filler) for _ in range(length)])[:keep]
+    return records, "demo tweets with GMNER v2.0 lengths (bench/gmner_lengths.json)"
+
+
+def train_throughput(size: str, mode: str, examples: int, batch_size: int, count_flops: bool = False,
+                     workers: int = 0) -> dict:
+    """One epoch over the same `examples` tweets: `fixed` pads sources to 200 tokens in random
+    batches (published), `dynamic` pads to the batch's longest, `grouped` adds length grouping;
+    `workers` DataLoader processes build the batches."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from genie.config import load_config
+    from genie.data import Collator, GenieDataset
+    from genie.features import FeatureSource
+    from genie.formats import make_targets
+    from genie.pipeline import TaskData, build_model
+    from genie.tasks import get_task
+    from genie.train import _train_loader
+
+    torch.manual_seed(0)
+    records, source = gmner_records()
+    overrides = [f"{k}={v}" for k, v in SIZES[size].items()] + [
+        f"features.max_regions={VINVL_BOXES}", f"features.dim={VINVL_DIM}", "features.on_missing=zeros",
+        f"train.batch_size={batch_size}", f"data.group_by_length={mode == 'grouped'}", f"data.num_workers={workers}",
+        "model.max_source_length=200", "model.vocab_size=4000"]
+    cfg = load_config(REPO / "configs" / "gmner.yaml", overrides)
+    task = get_task("gmner")
+    features = FeatureSource(None, VINVL_BOXES, VINVL_DIM, "zeros")  # the compute is that of 36 regions
+    tokenizer, model = build_model(cfg, [TaskData(task, {"train": records}, {"train": None}, features)])
+    subset = random.Random(0).sample(records, examples)
+    targets = make_targets("text", task, tokenizer, cfg.model.max_source_length, cfg.model.max_target_length)
+    dataset = GenieDataset(subset, targets, features)
+    for i in range(len(dataset)):  # tokenise once, outside the timing (the same in every mode)
+        dataset[i]
+    collate = Collator(tokenizer.pad_token_id)
+    if mode == "fixed":
+        collate = FixedWidth(collate, tokenizer.pad_token_id)
+    loader = _train_loader(cfg, [dataset], collate)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+
+    def step(batch) -> None:
+        model(batch)["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+
+    step(next(iter(loader)))  # warm-up, untimed
+    times, widths = [], []
+    for batch in loader:
+        started = time.perf_counter()
+        step(batch)
+        times.append(time.perf_counter() - started)
+        widths.append(batch["input_ids"].shape[1])
+    result = {"data": source, "examples_per_second": examples / sum(times), "seconds": sum(times),
+              "batches": len(times), "mean_source_width": statistics.mean(widths),
+              "parameters": sum(p.numel() for p in model.parameters())}
+    if count_flops:  # the first batches again, counted (the counter slows them, so they are timed above)
+        counted = min(3, len(times))
+        with FlopCounterMode(display=False) as counter:
+            for _, batch in zip(range(counted), loader):
+                step(batch)
+        result["flops_per_second"] = counter.get_total_flops() / sum(times[:counted])
+    return result
+
+
+class FixedWidth:
+    """The published collation: every source padded to 200 tokens (picklable for workers)."""
+
+    def __init__(self, collate, pad_token_id: int):
+        self.collate, self.pad_token_id = collate, pad_token_id
+
+    def __call__(self, items: list[dict]) -> dict:
+        import torch.nn.functional as F
+
+        batch = self.collate(items)
+        extra = PUBLISHED_WIDTH - batch["input_ids"].shape[1]
+        batch["input_ids"] = F.pad(batch["input_ids"], (0, extra), value=self.pad_token_id)
+        batch["attention_mask"] = F.pad(batch["attention_mask"], (0, extra), value=0)
+        return batch
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> dict:
+    """The best float32 matmul rate of this machine with torch's default threads."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return {"flops_per_second": 2 * n**3 / best, "threads": torch.get_num_threads(), "size": n}
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def bench_training(quick: bool) -> dict:
+    plans = {"tiny": (256 if quick else 1024, 32), "base-like": (16 if quick else 48, 8)}
+    out = {}
+    for size, (examples, batch_size) in plans.items():
+        rows = {mode: in_child(train_throughput, size=size, mode=mode, examples=examples, batch_size=batch_size,
+                               count_flops=size == "base-like" and mode == "grouped")
+                for mode in ("fixed", "dynamic", "grouped")}
+        if size == "tiny":  # where batch building weighs most against the step
+            rows["grouped, 1 worker"] = in_child(train_throughput, size=size, mode="grouped", examples=examples,
+                                                 batch_size=batch_size, workers=1)
+        out[size] = {"examples": examples, "batch_size": batch_size, "rows": rows,
+                     "ratio": rows["grouped"]["examples_per_second"] / rows["fixed"]["examples_per_second"]}
+    return out
+
+
+# --- 3. decoding throughput ----------------------------------------------------------------------
+
+def train_decode_model(out: str, quick: bool) -> dict:
+    """A tiny GMNER model trained briefly on the demo: it ends its sequences as a trained one does."""
+    from genie.config import load_config
+    from genie.train import train
+
+    cfg = load_config(REPO / "configs" / "gmner.yaml", [
+        f"train.output_dir={out}/run", f"data.demo_dir={out}/demo", "data.demo_train_tweets=1500",
+        f"train.epochs={1 if quick else 4}", "train.eval_every_epochs=4", "train.resume=false"])
+    started = time.perf_counter()
+    metrics = train(cfg)
+    return {"seconds": time.perf_counter() - started, "test_f1": metrics["gmner"]["f1"]}
+
+
+def decode_throughput(out: str, mode: str) -> dict:
+    """`one`: one example at a time (published); `batched`: genie's length-sorted batches of 100;
+    `unsorted`: batches of 100 in file order."""
+    import torch
+    from accelerate import Accelerator
+    from torch.utils.data import DataLoader
+    from transformers import AutoTokenizer
+
+    from genie.config import load_config
+    from genie.data import Collator, GenieDataset
+    from genie.decode import decode_loader, predict
+    from genie.formats import make_targets
+    from genie.modeling import GenieModel
+    from genie.pipeline import feature_source, task_features_dir
+    from genie.records import read_records
+    from genie.tasks import get_task
+
+    best = Path(out) / "run" / "best"
+    cfg = load_config(best / "genie.yaml")
+    task = get_task("gmner")
+    tokenizer = AutoTokenizer.from_pretrained(best)
+    records = read_records(Path(out) / "demo" / "gmner" / "test.jsonl")
+    targets = make_targets("text", task, tokenizer, cfg.model.max_source_length, cfg.model.max_target_length)
+    dataset = GenieDataset(records, targets, feature_source(cfg, task_features_dir(cfg, task)))
+    for i in range(len(dataset)):
+        dataset[i]
+    accelerator = Accelerator(cpu=True)
+    model = accelerator.prepare(GenieModel.from_pretrained(best))
+    if mode == "batched":
+        loader = decode_loader(dataset, cfg.decode.batch_size)
+    else:
+        loader = DataLoader(dataset, batch_size=1 if mode == "one" else cfg.decode.batch_size,
+                            collate_fn=Collator(tokenizer.pad_token_id))
+    with torch.inference_mode():
+        started = time.perf_counter()
+        predictions, _ = predict(accelerator, model, dataset, accelerator.prepare(loader), cfg.decode)
+        seconds = time.perf_counter() - started
+    return {"records_per_second": len(records) / seconds, "seconds": seconds, "records": len(records),
+            "gmner_f1": task.evaluate(records, predictions)["gmner"]["f1"]}
+
+
+def bench_decoding(work: Path, quick: bool) -> dict:
+    trained = in_child(train_decode_model, out=str(work), quick=quick)
+    rows = {mode: in_child(decode_throughput, out=str(work), mode=mode) for mode in ("one", "unsorted", "batched")}
+    return {"model": trained, "rows": rows,
+            "ratio": rows["batched"]["records_per_second"] / rows["one"]["records_per_second"]}
+
+
+# --- report --------------------------------------------------------------------------------------
+
+def table(results: dict) -> str:
+    f, t, d, p = results["features"], results["training"], results["decoding"], results["peak"]
+    us, mb = f["us_per_example"], f["peak_rss_mb"]
+    lines = ["| measure | baseline (published way) | genie | ratio | peak memory (baseline / genie) |",
+             "|---|---|---|---|---|",
+             (f"| feature loading, {f['images']:,} images of {f['boxes']} x {f['dim']} | one .npz per example: "
+             f"{us['published']:.0f} us | float16 store: {us['store']:.0f} us | **{f['ratio']:.1f}x** | "
+             f"{mb['published']} / {mb['store']} MB |")]
+    for size, row in t.items():
+        fixed, grouped = row["rows"]["fixed"], row["rows"]["grouped"]
+        lines.append(
+            f"| training, {size} ({fixed['parameters'] / 1e6:.1f} M parameters), batch {row['batch_size']} | "
+            f"padded to 200: {fixed['examples_per_second']:.1f} ex/s | length-grouped dynamic padding: "
+            f"{grouped['examples_per_second']:.1f} ex/s (random batches, dynamic: "
+            f"{row['rows']['dynamic']['examples_per_second']:.1f}{_workers(row['rows'])}) | **{row['ratio']:.2f}x** | "
+            f"{fixed['peak_rss_mb']} / {grouped['peak_rss_mb']} MB |")
+    one, batched = d["rows"]["one"], d["rows"]["batched"]
+    lines.append(f"| decoding, tiny GMNER model, {one['records']} tweets | one at a time: "
+                 f"{one['records_per_second']:.1f} tweets/s | length-sorted batches: "
+                 f"{batched['records_per_second']:.1f} tweets/s (unsorted: "
+                 f"{d['rows']['unsorted']['records_per_second']:.1f}) | **{d['ratio']:.1f}x** | "
+                 f"{one['peak_rss_mb']} / {batched['peak_rss_mb']} MB |")
+    base = t["base-like"]["rows"]["grouped"]
+    lines.append(f"| base-like training step vs matmul peak ({p['flops_per_second'] / 1e9:.0f} GFLOP/s, "
+                 f"{p['threads']} threads) | | {base['flops_per_second'] / 1e9:.1f} GFLOP/s | "
+                 f"**{results['peak_fraction']:.0%}** of peak | |")
+    return "\n".join(lines)
+
+
+def _workers(rows: dict) -> str:
+    worker = rows.get("grouped, 1 worker")
+    return f"; grouped with 1 worker process: {worker['examples_per_second']:.1f}" if worker else ""
+
+
+def write_readme(readme: Path, text: str) -> None:
+    content = readme.read_text(encoding="utf-8")
+    start, end = content.index(README_START) + len(README_START), content.index(README_END)
+    readme.write_text(content[:start] + "\n" + text + "\n" + content[end:], encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md", help="where the table goes")
+    parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--quick", action="store_true", help="small sizes: checks the bench runs, not speed")
+    parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
+    args = parser.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="genie-bench-"))
+    started = time.perf_counter()
+    try:
+        results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                               "platform": platform.platform()}}
+        print("1/4 feature loading", file=sys.stderr)
+        results["features"] = bench_features(work / "features", args.images)
+        shutil.rmtree(work / "features")
+        print("2/4 training throughput", file=sys.stderr)
+        results["training"] = bench_training(args.quick)
+        print("3/4 decoding throughput", file=sys.stderr)
+        results["decoding"] = bench_decoding(work / "decoding", args.quick)
+        print("4/4 matmul peak", file=sys.stderr)
+        results["peak"] = in_child(matmul_peak)
+        results["peak_fraction"] = (results["training"]["base-like"]["rows"]["grouped"]["flops_per_second"]
+                                    / results["peak"]["flops_per_second"])
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    results["seconds"] = time.perf_counter() - started
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_readme(args.readme, table(results))
+    print(table(results))
+    print(f"{results['seconds']:.0f} s; wrote {args.out} and the table in {args.readme}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Length-grouped training batches and length-sorted decoding batches (`genie/batching.py`)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from accelerate import Accelerator
+from torch.utils.data import BatchSampler, DataLoader
+
+from genie.batching import EpochShuffle, LengthGroupedBatches, SortedBatches
+from genie.sampling import TemperatureSampler
+
+
+def skewed_lengths(n: int, seed: int = 0) -> list[int]:
+    """Mostly short, a long tail: the shape of tweet lengths."""
+    rng = random.Random(seed)
+    return [min(200, int(rng.lognormvariate(3.3, 0.5))) + 2 for _ in range(n)]
+
+
+def padding(batches: list[list[int]], lengths: list[int]) -> int:
+    """Padded tokens when each batch is padded to its longest example (dynamic padding)."""
+    return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+
+
+def test_grouped_batches_cover_the_epoch_once_and_pad_far_less():
+    lengths = skewed_lengths(1003)
+    grouped = LengthGroupedBatches(EpochShuffle(1003, seed=1), lengths, batch_size=16)
+    batches = list(grouped)
+    assert sorted(i for b in batches for i in b) == list(range(1003))
+    assert len(batches) == len(grouped) == 63
+    assert [len(b) for b in batches[:-1]] == [16] * 62 and len(batches[-1]) == 1003 % 16  # short one last
+    random_batches = list(BatchSampler(EpochShuffle(1003, seed=1), 16, drop_last=False))
+    assert padding(batches, lengths) < padding(random_batches, lengths) / 5
+
+
+def test_grouped_batches_depend_only_on_seed_and_epoch():
+    lengths = skewed_lengths(500)
+    grouped = LengthGroupedBatches(EpochShuffle(500, seed=7), lengths, batch_size=8, window=10)
+    first = list(grouped)
+    assert list(grouped) == first
+    grouped.set_epoch(1)
+    second = list(grouped)
+    assert second != first and sorted(map(tuple, second)) != sorted(map(tuple, first))
+    again = LengthGroupedBatches(EpochShuffle(500, seed=7), lengths, batch_size=8, window=10)
+    again.set_epoch(1)
+    assert list(again) == second
+
+
+@pytest.mark.parametrize("base", ["shuffle", "temperature"])
+@pytest.mark.parametrize("grouped", [True, False])
+def test_a_resumed_epoch_continues_the_same_batches_through_accelerate(base, grouped):
+    """What `train` does on resume: `set_epoch` on the prepared loader, then `skip_first_batches`."""
+    accelerator = Accelerator(cpu=True)
+    lengths = skewed_lengths(60)
+
+    def loader():
+        order = EpochShuffle(60, seed=0) if base == "shuffle" else TemperatureSampler([50, 10], 3.0, seed=0)
+        batches = LengthGroupedBatches(order, lengths, 4, window=3) if grouped else BatchSampler(order, 4, False)
+        return accelerator.prepare(DataLoader(list(range(60)), batch_sampler=batches))
+
+    epochs = []
+    for epoch in (0, 2):
+        prepared = loader()
+        prepared.set_epoch(epoch)
+        epochs.append([batch.tolist() for batch in prepared])
+    assert epochs[0] != epochs[1]  # accelerate's set_epoch reaches the sampler
+    resumed = loader()
+    resumed.set_epoch(2)
+    assert [batch.tolist() for batch in accelerator.skip_first_batches(resumed, 5)] == epochs[1][5:]
+    assert len(epochs[1]) == 15
+
+
+def test_decoding_batches_are_sorted_longest_first_with_the_short_batch_last():
+    lengths = skewed_lengths(101)
+    batches = list(SortedBatches(lengths, 10))
+    assert len(batches) == 11 and [len(b) for b in batches] == [10] * 10 + [1]
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(101))
+    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
