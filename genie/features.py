@@ -29,7 +29,7 @@ CACHE_BYTES = 512 * 2**20
 class RegionFeatures:
     """K regions of one image: real ones first (mask True), then zero padding (mask False)."""
 
-    features: np.ndarray  # (K, D) float32
+    features: np.ndarray  # (K, D) float32 (float16 from a float16 store; the model casts)
     boxes: np.ndarray  # (K, 4) float32, xyxy pixels of the original image (gold boxes' space)
     mask: np.ndarray  # (K,) bool
     image_size: tuple[int, int]  # (w, h)

@@ -57,7 +57,7 @@ def test_store_reads_what_the_npz_folder_reads(npz_dir, tmp_path, caplog, dtype,
         want, got = from_npz.get(image_id), from_store.get(image_id)
         want.mask[K:], want.features[K:], want.boxes[K:] = False, 0, 0  # a store keeps the first K only
         assert got.mask.tolist() == want.mask.tolist() and got.mask.sum() == min(n, K, max_regions)
-        assert got.features.dtype == np.float32 and got.features.shape == (max_regions, DIM)
+        assert got.features.dtype == np.dtype(dtype) and got.features.shape == (max_regions, DIM)
         np.testing.assert_allclose(got.features, want.features, **tolerance)
         np.testing.assert_array_equal(got.boxes, want.boxes)
         assert got.image_size == want.image_size == (100 + n, 50 + n)

@@ -16,8 +16,9 @@ from safetensors.torch import load_file
 
 from genie.config import load_config
 from genie.decode import decode_file
+from genie.feature_store import build_store
 from genie.modeling import build_backbone
-from genie.pipeline import build_model, load_task_data
+from genie.pipeline import build_model, load_task_data, task_features_dir
 from genie.records import read_records
 from genie.tasks import get_task
 from genie.tokenizer import train_t5_tokenizer
@@ -67,6 +68,27 @@ def test_decode_and_evaluate_cli_reproduce_the_run(default_run, tmp_path):
     scored = subprocess.run([sys.executable, "-m", "genie.cli", "evaluate", "--task", "gmner", "--gold", test_file,
                              "--pred", str(preds)], capture_output=True, text=True)
     assert json.loads(scored.stdout)["gmner"] == metrics["gmner"]
+
+
+@pytest.mark.xdist_group("gmner_default_run")
+def test_decoding_from_a_feature_store_reproduces_the_run(default_run, tmp_path):
+    """The run read `.npz` files; a float32 store of them gives the same predictions, and a
+    float16 one (features cast by the model) nearly the same scores."""
+    metrics, out = default_run
+    cfg = load_config(out / "genie.yaml")
+    test_file = Path(f"{cfg.data.demo_dir}/gmner/test.jsonl")
+    run_predictions = (out / "test_predictions.jsonl").read_text()
+    for dtype in ("float32", "float16"):
+        store = tmp_path / f"store-{dtype}"
+        build_store(task_features_dir(cfg, get_task("gmner")), store, max_regions=cfg.features.max_regions,
+                    dtype=dtype)
+        stats = decode_file(out / "best", test_file, tmp_path / f"{dtype}.jsonl", features_dir=str(store))
+        assert stats["features"] == f"region features: all {stats['records']} images found"
+        if dtype == "float32":
+            assert (tmp_path / "float32.jsonl").read_text() == run_predictions
+        else:
+            scores = get_task("gmner").evaluate(read_records(test_file), read_records(tmp_path / "float16.jsonl"))
+            assert abs(scores["gmner"]["f1"] - metrics["gmner"]["f1"]) < 2.0, (scores["gmner"], metrics["gmner"])
 
 
 def test_model_option_loads_a_local_save_pretrained_folder(tmp_path):
