@@ -36,7 +36,7 @@ LENGTHS_FILE = REPO / "bench" / "gmner_lengths.json"
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 PUBLISHED_WIDTH = 200  # the published code pads every source to 200 tokens
 VINVL_BOXES, VINVL_DIM = 36, 2048
-SIZES = {  # T5-style; base-like is T5-base's width and depth (6 + 6 layers would be BART-base)
+SIZES = {  # T5 architecture; base-like has BART-base's width and depth (768, 6 + 6 layers, 12 heads)
     "tiny": {"model.d_model": 64, "model.layers": 2, "model.heads": 4, "model.d_ff": 256},
     "base-like": {"model.d_model": 768, "model.layers": 6, "model.heads": 12, "model.d_ff": 3072},
 }
@@ -265,13 +265,14 @@ def bench_training(quick: bool) -> dict:
 # --- 3. decoding throughput ----------------------------------------------------------------------
 
 def train_decode_model(out: str, quick: bool) -> dict:
-    """A tiny GMNER model trained briefly on the demo: it ends its sequences as a trained one does."""
+    """A tiny GMNER model trained briefly on the demo (about a minute, test GMNER F1 near 40):
+    it writes and ends its sequences as a trained model does, which an untrained one does not."""
     from genie.config import load_config
     from genie.train import train
 
     cfg = load_config(REPO / "configs" / "gmner.yaml", [
-        f"train.output_dir={out}/run", f"data.demo_dir={out}/demo", "data.demo_train_tweets=1500",
-        f"train.epochs={1 if quick else 4}", "train.eval_every_epochs=4", "train.resume=false"])
+        f"train.output_dir={out}/run", f"data.demo_dir={out}/demo", "data.demo_train_tweets=3000",
+        f"train.epochs={1 if quick else 6}", "train.eval_every_epochs=6", "train.resume=false"])
     started = time.perf_counter()
     metrics = train(cfg)
     return {"seconds": time.perf_counter() - started, "test_f1": metrics["gmner"]["f1"]}
@@ -310,10 +311,13 @@ def decode_throughput(out: str, mode: str) -> dict:
     else:
         loader = DataLoader(dataset, batch_size=1 if mode == "one" else cfg.decode.batch_size,
                             collate_fn=Collator(tokenizer.pad_token_id))
-    with torch.inference_mode():
-        started = time.perf_counter()
-        predictions, _ = predict(accelerator, model, dataset, accelerator.prepare(loader), cfg.decode)
-        seconds = time.perf_counter() - started
+    loader, seconds = accelerator.prepare(loader), []
+    for _ in range(3):  # the best of three: a pass of the batched modes takes about a second
+        with torch.inference_mode():
+            started = time.perf_counter()
+            predictions, _ = predict(accelerator, model, dataset, loader, cfg.decode)
+            seconds.append(time.perf_counter() - started)
+    seconds = min(seconds)
     return {"records_per_second": len(records) / seconds, "seconds": seconds, "records": len(records),
             "gmner_f1": task.evaluate(records, predictions)["gmner"]["f1"]}
 

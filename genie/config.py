@@ -35,8 +35,9 @@ class DataConfig:
     # lifts small tasks (temperature 1 = proportional, large = uniform over tasks).
     sampling: str = "proportional"  # proportional | temperature
     temperature: float = 2.0
-    # Training batches of similar length (dynamic padding then pads little); false: random batches.
-    group_by_length: bool = True
+    # Training batches of similar length: dynamic padding then pads less, but on the GMNER demo
+    # the model learned less per epoch (README, Train). False: random batches.
+    group_by_length: bool = False
     num_workers: int = 0  # DataLoader worker processes for training batches (0: the main process)
 
     def __post_init__(self) -> None:

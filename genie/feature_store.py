@@ -179,7 +179,7 @@ class FeatureStore:
         arrays = self._arrays
         k = min(int(arrays["num_regions.npy"][row]), max_regions)
         out = RegionFeatures(np.zeros((max_regions, self.dim), self.dtype), np.zeros((max_regions, 4), np.float32),
-                             np.zeros(max_regions, bool), tuple(int(v) for v in arrays["image_sizes.npy"][row]))
+                             np.zeros(max_regions, bool), tuple(arrays["image_sizes.npy"][row].tolist()))
         out.features[:k], out.boxes[:k], out.mask[:k] = arrays["features.npy"][row, :k], arrays["boxes.npy"][row, :k], True
         return out
 
@@ -199,7 +199,7 @@ class FeatureStore:
                 raise GenieError(f"truncated or corrupt store file: {file.stat().st_size} bytes of "
                                  f"{array.dtype} {array.shape}, {MANIFEST} says {info['dtype']} "
                                  f"{tuple(info['shape'])}", file)
-            arrays[name] = array
+            arrays[name] = array.view(np.ndarray)  # a plain view: np.memmap indexing is slower
         return arrays
 
     def _verify(self) -> None:
