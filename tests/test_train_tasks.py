@@ -1,7 +1,7 @@
 """`make train TASK=<task>` learns for every task beside GMNER (tests/test_train_gmner.py), and
-so does the index target format for every task that has one: on the task's own demo, the run
-reaches >= 85 on its headline metric on the demo test split, and `genie decode` + `genie
-evaluate` reproduce the run's score from its best checkpoint."""
+so does the index target format for every task that has one, with length-grouped batches: on
+the task's own demo, the run reaches >= 85 on its headline metric on the demo test split, and
+`genie decode` + `genie evaluate` reproduce the run's score from its best checkpoint."""
 
 from __future__ import annotations
 
