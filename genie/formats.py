@@ -43,7 +43,7 @@ class Targets:
 
     def source_lengths(self, records: list[Record], instructions: list[str] | None = None) -> list[int]:
         texts = [source_text(self.task, r, i) for r, i in zip(records, instructions or [""] * len(records))]
-        return [len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=self.max_source_length)["input_ids"]]
+        return self.token_counts(texts, self.max_source_length)
 
     def lengths(self, records: list[Record], instructions: list[str] | None = None) -> list[int]:
         """Source plus target tokens of each record (its gold target, every entity groundable)."""
@@ -52,13 +52,15 @@ class Targets:
     def target_lengths(self, records: list[Record]) -> list[int]:
         raise NotImplementedError
 
+    def token_counts(self, texts: list[str], max_length: int) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+
 
 class TextTargets(Targets):
     """Targets as text: the backbone's tokenizer, LM head and `generate`."""
 
     def target_lengths(self, records: list[Record]) -> list[int]:
-        texts = [self.task.linearize(r).text for r in records]
-        return [len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=self.max_target_length)["input_ids"]]
+        return self.token_counts([self.task.linearize(r).text for r in records], self.max_target_length)
 
     def encode(self, record: Record, groundable: list[bool], instruction: str = "") -> dict:
         """Model inputs and labels; `pools[i]` are the decoder positions of grounding slot i,

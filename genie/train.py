@@ -191,7 +191,7 @@ def train(cfg: GenieConfig) -> dict:
 
 def _train_loader(cfg: GenieConfig, sets: list[GenieDataset], collate: Collator) -> DataLoader:
     """Batches of the tasks' train sets: shuffled (or temperature-sampled across tasks) each
-    epoch, grouped by length unless `data.group_by_length=false`."""
+    epoch, and grouped by length with `data.group_by_length=true`."""
     sizes = [len(s) for s in sets]
     order = (TemperatureSampler(sizes, cfg.data.temperature, cfg.train.seed) if cfg.data.sampling == "temperature"
              else EpochShuffle(sum(sizes), cfg.train.seed))
