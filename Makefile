@@ -13,7 +13,7 @@ ARGS ?=
 TRAIN_OVERRIDES := $(if $(DATA),data.dir=$(DATA)) $(if $(FEATURES),features.dir=$(FEATURES)) \
                    $(if $(MODEL),model.name=$(MODEL)) $(ARGS)
 
-.PHONY: install test test-full train bench clean
+.PHONY: install test test-full train bench ablate clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ train:
 # and the table in README.
 bench:
 	$(PY) -m bench.run
+
+# The regularizers (none / IB / align / both / CAG) x demo noise images (0 / 30 / 60 %) x 3 seeds:
+# 45 short runs, about 90 CPU minutes on two cores; bench/ablation_$(TASK).json and README's table.
+ablate:
+	$(PY) -m bench.ablate --task $(TASK)
 
 clean:
 	rm -rf runs demo_data .pytest_cache

@@ -365,9 +365,10 @@ def _workers(rows: dict) -> str:
     return f"; grouped with 1 worker process: {worker['examples_per_second']:.1f}" if worker else ""
 
 
-def write_readme(readme: Path, text: str) -> None:
+def write_readme(readme: Path, text: str, start_marker: str = README_START, end_marker: str = README_END) -> None:
+    """Replace what stands between the two markers in README."""
     content = readme.read_text(encoding="utf-8")
-    start, end = content.index(README_START) + len(README_START), content.index(README_END)
+    start, end = content.index(start_marker) + len(start_marker), content.index(end_marker)
     readme.write_text(content[:start] + "\n" + text + "\n" + content[end:], encoding="utf-8")
 
 

@@ -111,6 +111,42 @@ class PeftConfig:
 
 
 @dataclass
+class RegularizersConfig:
+    """Optional training terms from the literature, on the text and region representations
+    before the encoder fuses them (genie/regularizers). All off by default, and then absent:
+    no parameters, no work, checkpoints as without them."""
+
+    # MMIB's refinement: a variational bottleneck on each modality, KL to N(0, I) weighted by
+    # beta (nats per dimension, so one beta fits any d_model).
+    bottleneck: bool = False
+    beta: float = 0.01
+    # A contrastive term between each post's pooled text and pooled regions, the other posts of
+    # the batch its negatives: MMIB's InfoNCE, or CAG's, whose temperature per post shrinks with
+    # the post's text-image consistency, temperature * (1 - cag_alpha * cosine).
+    alignment: str = "none"  # none | infonce | cag
+    alignment_weight: float = 0.1
+    temperature: float = 0.1
+    cag_alpha: float = 0.5
+    projection_dim: int = 64
+
+    def __post_init__(self) -> None:
+        if self.alignment not in ("none", "infonce", "cag"):
+            raise GenieError(f"regularizers.alignment must be none, infonce or cag, got {self.alignment!r}")
+        if self.beta < 0 or self.alignment_weight < 0:
+            raise GenieError("regularizers.beta and regularizers.alignment_weight must be 0 or more")
+        if self.temperature <= 0:
+            raise GenieError(f"regularizers.temperature must be positive, got {self.temperature}")
+        if not 0 <= self.cag_alpha < 1:
+            raise GenieError(f"regularizers.cag_alpha must be in [0, 1) (a positive temperature), got {self.cag_alpha}")
+        if self.projection_dim < 1:
+            raise GenieError(f"regularizers.projection_dim must be positive, got {self.projection_dim}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.bottleneck or self.alignment != "none"
+
+
+@dataclass
 class TrainConfig:
     output_dir: str = "runs/gmner"
     epochs: int = 10
@@ -151,6 +187,7 @@ class GenieConfig:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     peft: PeftConfig = field(default_factory=PeftConfig)
+    regularizers: RegularizersConfig = field(default_factory=RegularizersConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 

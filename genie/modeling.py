@@ -4,8 +4,10 @@ targets use the backbone's LM head; index targets its decoder with a pointer hea
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -23,10 +25,11 @@ from transformers import (
 )
 from transformers.modeling_outputs import BaseModelOutput
 
-from genie.config import ModelConfig
+from genie.config import ModelConfig, RegularizersConfig
 from genie.config import PeftConfig as PeftSettings
 from genie.errors import GenieError
 from genie.pointer import PointerHead, constrained_search
+from genie.regularizers import Regularizers
 from genie.tasks.index_format import Grammar
 
 TINY_MODELS = ("tiny-t5", "tiny-bart")
@@ -61,10 +64,22 @@ class GroundingHead(nn.Module):
         return scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
 
 
-class GenieModel(nn.Module):
-    """`pointer_labels` > 0: index targets with that many special labels (a pointer head)."""
+class Encoded(NamedTuple):
+    """The encoder's states of [text tokens; regions], their mask, where the regions start, and
+    the regularizer terms paid on the way (none without regularizers)."""
 
-    def __init__(self, backbone: PreTrainedModel, feature_dim: int, dropout: float = 0.1, pointer_labels: int = 0):
+    states: torch.Tensor
+    mask: torch.Tensor
+    region_start: int
+    terms: dict[str, torch.Tensor]
+
+
+class GenieModel(nn.Module):
+    """`pointer_labels` > 0: index targets with that many special labels (a pointer head).
+    `regularizers`: the optional MMIB / CAG terms (none when disabled)."""
+
+    def __init__(self, backbone: PreTrainedModel, feature_dim: int, dropout: float = 0.1, pointer_labels: int = 0,
+                 regularizers: RegularizersConfig | None = None):
         super().__init__()
         self.backbone = backbone
         self.feature_dim = feature_dim
@@ -75,19 +90,24 @@ class GenieModel(nn.Module):
         if pointer_labels:
             init_std = float(backbone.get_input_embeddings().weight.detach().std())
             self.pointer = PointerHead(d_model, pointer_labels, init_std)
+        self.regularizer_config = regularizers if regularizers and regularizers.enabled else RegularizersConfig()
+        self.regularizers = Regularizers(d_model, regularizers) if self.regularizer_config.enabled else None
 
     @property
     def pointer_labels(self) -> int:
         """Special labels of the pointer head; 0 for a text-target model."""
         return self.pointer.num_labels if self.pointer else 0
 
-    def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Encoder states of [text tokens; regions], their mask, and where the regions start."""
+    def encode(self, batch: dict) -> Encoded:
         text = self.backbone.get_input_embeddings()(batch["input_ids"])
         regions = self.regions(batch["region_features"].to(text.dtype), batch["region_boxes"].to(text.dtype))
+        terms = {}
+        if self.regularizers is not None:
+            text, regions, terms = self.regularizers(text, batch["attention_mask"].bool(), regions,
+                                                     batch["region_mask"])
         mask = torch.cat([batch["attention_mask"], batch["region_mask"].to(batch["attention_mask"].dtype)], 1)
         states = self.backbone.get_encoder()(inputs_embeds=torch.cat([text, regions], 1), attention_mask=mask)
-        return states.last_hidden_state, mask, text.shape[1]
+        return Encoded(states.last_hidden_state, mask, text.shape[1], terms)
 
     def ground(self, decoder_states: torch.Tensor, encoder_states: torch.Tensor, region_start: int,
                batch: dict) -> torch.Tensor:
@@ -123,7 +143,7 @@ class GenieModel(nn.Module):
         return self.pointer.positions((embeds + states) / 2)
 
     def forward(self, batch: dict, grounding_weight: float = 1.0) -> dict:
-        encoder_states, mask, region_start = self.encode(batch)
+        encoder_states, mask, region_start, terms = self.encode(batch)
         decoder_states, lm_loss = self.decode(batch, encoder_states, mask)
         losses = {"lm_loss": lm_loss}
         if batch["slot_example"].numel():
@@ -134,11 +154,14 @@ class GenieModel(nn.Module):
         else:
             losses["grounding_loss"] = lm_loss.new_zeros(())
         losses["loss"] = losses["lm_loss"] + grounding_weight * losses["grounding_loss"]
+        if terms:
+            losses.update(terms)
+            losses["loss"] = losses["loss"] + self.regularizers.weighted(terms)
         return losses
 
     @torch.inference_mode()
     def generate(self, batch: dict, num_beams: int, max_new_tokens: int) -> torch.Tensor:
-        encoder_states, mask, _ = self.encode(batch)
+        encoder_states, mask, _, _ = self.encode(batch)
         return self.backbone.generate(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states),
                                       attention_mask=mask, num_beams=num_beams, do_sample=False,
                                       max_new_tokens=max_new_tokens)
@@ -146,7 +169,7 @@ class GenieModel(nn.Module):
     @torch.inference_mode()
     def generate_indices(self, batch: dict, grammar: Grammar, num_beams: int, max_new_tokens: int) -> list[list[int]]:
         """Grammar-constrained index sequences, decoded step by step with the decoder's KV cache."""
-        encoder_states, mask, _ = self.encode(batch)
+        encoder_states, mask, _, _ = self.encode(batch)
         words = self.words(batch, encoder_states)
         decoder, cache = self.backbone.get_decoder(), None
 
@@ -166,7 +189,7 @@ class GenieModel(nn.Module):
     @torch.inference_mode()
     def region_logits(self, batch: dict) -> torch.Tensor:
         """Teacher-force the given labels (a generated, re-encoded sequence) and score regions."""
-        encoder_states, mask, region_start = self.encode(batch)
+        encoder_states, mask, region_start, _ = self.encode(batch)
         decoder_states, _ = self.decode(batch, encoder_states, mask)
         return self.ground(decoder_states, encoder_states, region_start, batch)
 
@@ -180,7 +203,8 @@ class GenieModel(nn.Module):
         heads = {k: v.detach().cpu().contiguous() for k, v in state.items() if not k.startswith("backbone.")}
         save_file(heads, str(directory / HEADS_FILE))
         (directory / HEADS_CONFIG).write_text(json.dumps({
-            "feature_dim": self.feature_dim, "pointer_labels": self.pointer_labels}))
+            "feature_dim": self.feature_dim, "pointer_labels": self.pointer_labels,
+            "regularizers": dataclasses.asdict(self.regularizer_config)}))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "GenieModel":
@@ -193,7 +217,8 @@ class GenieModel(nn.Module):
             backbone = PeftModel.from_pretrained(backbone, directory)
         else:
             backbone = AutoModelForSeq2SeqLM.from_pretrained(directory)
-        model = cls(backbone, config["feature_dim"], pointer_labels=config.get("pointer_labels", 0))
+        model = cls(backbone, config["feature_dim"], pointer_labels=config.get("pointer_labels", 0),
+                    regularizers=RegularizersConfig(**config.get("regularizers", {})))
         missing, unexpected = model.load_state_dict(load_file(str(directory / HEADS_FILE)), strict=False)
         if unexpected or any(not k.startswith("backbone.") for k in missing):
             raise GenieError(f"genie heads do not fit the model (missing {missing}, unexpected {unexpected})", directory)

@@ -3,12 +3,12 @@ and the model, built from a config (tiny from-scratch models or a real pretraine
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from genie.config import GenieConfig
+from genie.config import GenieConfig, RegularizersConfig
 from genie.demo import build_demo
 from genie.errors import GenieError
 from genie.features import FeatureSource
@@ -135,11 +135,11 @@ def _base_model(cfg: GenieConfig, parts: list[TaskData], tokenizer=None):
             tokenizer = trainer(texts, cfg.model.vocab_size)
         backbone = build_backbone(cfg.model, tokenizer,
                                   max_positions=cfg.model.max_source_length + cfg.features.max_regions + 2)
-        return tokenizer, GenieModel(backbone, cfg.features.dim, cfg.model.dropout, labels)
+        return tokenizer, GenieModel(backbone, cfg.features.dim, cfg.model.dropout, labels, cfg.regularizers)
     if is_genie_checkpoint(name):
         return AutoTokenizer.from_pretrained(name), load_checkpoint(name, cfg, task)
     tokenizer, backbone = load_pretrained(name)
-    return tokenizer, GenieModel(backbone, cfg.features.dim, cfg.model.dropout, labels)
+    return tokenizer, GenieModel(backbone, cfg.features.dim, cfg.model.dropout, labels, cfg.regularizers)
 
 
 def load_checkpoint(directory: str | Path, cfg: GenieConfig, task: Task) -> GenieModel:
@@ -148,4 +148,8 @@ def load_checkpoint(directory: str | Path, cfg: GenieConfig, task: Task) -> Geni
     if model.pointer_labels != pointer_labels(cfg.target_format, task):
         raise GenieError(f"the checkpoint's output head does not fit {task.name} targets in the "
                          f"{cfg.target_format} format", directory)
+    wanted = cfg.regularizers if cfg.regularizers.enabled else RegularizersConfig()
+    if model.regularizer_config != wanted:
+        raise GenieError(f"the checkpoint was trained with regularizers {asdict(model.regularizer_config)}; "
+                         "set the same regularizers.* to continue from it", directory)
     return model

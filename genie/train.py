@@ -148,7 +148,8 @@ def train(cfg: GenieConfig) -> dict:
             if accelerator.sync_gradients:
                 state.completed_steps += 1
                 progress.update(1)
-                progress.set_postfix(loss=f"{losses['loss'].item():.3f}")
+                progress.set_postfix({name.removesuffix("_loss"): f"{value.item():.3f}"
+                                      for name, value in losses.items()})
                 every = cfg.train.checkpoint_every_steps
                 if every and state.completed_steps % every == 0:
                     _checkpoint(accelerator, checkpoints, state, cfg.train.keep_checkpoints)

@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL after a checkpoint resumes to the same weights and metrics."""
+"""A run killed with SIGKILL after a checkpoint resumes to the same weights and metrics: with
+dropout and the stochastic bottleneck on, so every random draw must continue where it was."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def command(out: Path, demo: Path) -> list[str]:
     return [sys.executable, "-m", "genie.cli", "train", "--config", "configs/gmner.yaml",
             f"train.output_dir={out}", f"data.demo_dir={demo}", "data.demo_train_tweets=160",
             "train.epochs=3", "train.eval_every_epochs=1", "train.checkpoint_every_steps=1",
-            "train.keep_checkpoints=100", "model.dropout=0.1"]
+            "train.keep_checkpoints=100", "model.dropout=0.1", "regularizers.bottleneck=true",
+            "regularizers.alignment=cag"]
 
 
 def final_weights(out: Path) -> dict[str, torch.Tensor]:

@@ -1,0 +1,39 @@
+"""`make ablate`: finished runs are reused, and the table holds each cell's mean and spread."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+from bench.ablate import ARMS, main, markers, run_dir
+
+
+def test_ablation_reuses_finished_runs_and_tabulates_mean_and_spread(tmp_path):
+    noises, seeds = [0.0, 0.5], [1, 2, 3]
+    out = tmp_path / "runs"
+    scores = {}
+    for k, arm in enumerate(ARMS):
+        for noise in noises:
+            for seed in seeds:
+                f1 = 50.0 + 10 * k - 20 * noise + seed
+                scores.setdefault((arm, noise), []).append(f1)
+                folder = run_dir(out / "gmner", arm, noise, seed)
+                folder.mkdir(parents=True)
+                (folder / "test_metrics.json").write_text(json.dumps({"gmner": {"f1": f1}, "mner": {"f1": 99.0}}))
+    start, end = markers("gmner")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{start}\nstale\n{end}\noutro\n")
+    results = tmp_path / "ablation.json"
+    code = main(["--noise", *map(str, noises), "--seeds", *map(str, seeds), "--out", str(out), "--readme",
+                 str(readme), "--results", str(results), "data.demo_train_tweets=20"])
+    assert code == 0
+    assert not list((out / "gmner").glob("*.log"))  # nothing was trained again
+    table = readme.read_text().split(start)[1].split(end)[0]
+    assert "stale" not in table and readme.read_text().endswith(f"{end}\noutro\n")
+    rows = {line.split("|")[1].strip(): line for line in table.strip().splitlines()[2:]}
+    assert list(rows) == list(ARMS)
+    for (arm, noise), values in scores.items():
+        cell = json.loads(results.read_text())["cells"][f"{arm}@{noise}"]
+        assert cell["f1"] == values and cell["all_f1"][0] == {"gmner": values[0], "mner": 99.0}
+        text = f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+        assert rows[arm].split("|")[2 + noises.index(noise)].strip() == text
