@@ -103,11 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     config = REPO / "configs" / f"{args.task}.yaml"
     out = args.out / args.task
     started = time.perf_counter()
-    for noise in args.noise:  # each noise share's demo, built once before the runs share it
-        cfg = load_config(config, overrides(out, "none", noise, args.seeds[0], args.overrides))
-        load_task_data(cfg, get_task(args.task))
     todo = [(arm, noise, seed) for arm in ARMS for noise in args.noise for seed in args.seeds
             if not (run_dir(out, arm, noise, seed) / "test_metrics.json").is_file()]
+    for noise in dict.fromkeys(noise for _, noise, _ in todo):  # each demo built once, before runs share it
+        cfg = load_config(config, overrides(out, "none", noise, args.seeds[0], args.overrides))
+        load_task_data(cfg, get_task(args.task))
     total = len(ARMS) * len(args.noise) * len(args.seeds)
     if len(todo) < total:
         print(f"reusing {total - len(todo)} finished runs under {out}", file=sys.stderr)
