@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 from bench.run import REPO, write_readme
 from genie.config import load_config
 from genie.pipeline import load_task_data
+from genie.records import read_records
 from genie.tasks import get_task
 
 ARMS = {
@@ -76,7 +78,15 @@ def summarise(out: Path, task: str, noises: list[float], seeds: list[int]) -> di
                                        "all_f1": [{k: v["f1"] for k, v in run.items() if isinstance(v, dict)
                                                    and "f1" in v} for run in runs]}
     return {"task": task, "headline": headline, "seeds": seeds, "noise_shares": noises, "schedule": SCHEDULE,
-            "cells": cells}
+            "cells": cells, "ungrounded_reference": {str(n): ungrounded_reference(out, task, n) for n in noises}}
+
+
+def ungrounded_reference(out: Path, task: str, noise: float) -> float:
+    """The headline F1 of the gold entities with every one "not in the image": what a model that
+    reads the text perfectly and never grounds would score."""
+    gold = read_records(out / f"demo_noise{round(noise * 100)}" / task / "test.jsonl")
+    blind = [replace(r, entities=[replace(e, boxes=[]) for e in r.entities]) for r in gold]
+    return get_task(task).evaluate(gold, blind)[get_task(task).headline]["f1"]
 
 
 def table(results: dict) -> str:
@@ -86,6 +96,9 @@ def table(results: dict) -> str:
     for arm in ARMS:
         cells = [results["cells"][f"{arm}@{n}"] for n in noises]
         lines.append(f"| {arm} | " + " | ".join(f"{c['mean']:.2f} ± {c['sd']:.2f}" for c in cells) + " |")
+    reference = results["ungrounded_reference"]
+    lines.append("| *reference: gold text, nothing grounded* | "
+                 + " | ".join(f"*{reference[str(n)]:.2f}*" for n in noises) + " |")
     return "\n".join(lines)
 
 
