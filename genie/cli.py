@@ -7,14 +7,22 @@ import json
 import logging
 import os
 import sys
+import typing
 from pathlib import Path
 
 from genie.errors import GenieError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line too (`genie train --help` shows the usage)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"genie: error: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="genie", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="genie", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     convert = commands.add_parser("convert", help="raw dataset release -> genie record (or instruction) JSONL")
     convert.add_argument("--task", required=True, help="a task, or 'all': mix the record files "
@@ -43,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     decode.add_argument("--input", required=True, type=Path)
     decode.add_argument("--output", required=True, type=Path)
     decode.add_argument("--features", help="region-feature folder (default: the one used in training)")
+    decode.add_argument("--on-bad-line", choices=("error", "skip"), default="error",
+                        help="skip: input lines that are not records are counted and left out")
     decode.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. decode.num_beams=4")
 
     evaluate = commands.add_parser("evaluate", help="score predictions against gold records")
@@ -52,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     features = commands.add_parser("features", help="region-feature store: pack .npz files into one "
                                                     "memory-mapped store, or check one")
-    store_commands = features.add_subparsers(dest="store_command", required=True)
+    store_commands = features.add_subparsers(dest="store_command", required=True, parser_class=Parser)
     build = store_commands.add_parser("build", help="pack a folder of VinVL <id>.jpg.npz files into a store")
     build.add_argument("--src", required=True, type=Path, help="the folder of .npz files")
     build.add_argument("--out", required=True, type=Path, help="the store folder (an old store there is replaced)")
@@ -69,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     except GenieError as exc:
         print(f"genie: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path the user gave: unreadable, unwritable, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"genie: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("genie: interrupted", file=sys.stderr)
         return 130
@@ -124,7 +138,7 @@ def _train(args) -> int:
 def _decode(args) -> int:
     from genie.decode import decode_file
 
-    stats = decode_file(args.checkpoint, args.input, args.output, args.features, args.overrides)
+    stats = decode_file(args.checkpoint, args.input, args.output, args.features, args.overrides, args.on_bad_line)
     print(json.dumps(stats))
     return 0
 

@@ -18,6 +18,17 @@ import yaml
 from genie.errors import GenieError
 
 
+def bounded(default: float, low: float | None = None, high: float | None = None, *, above: bool = False,
+            below: bool = False):
+    """A number that must lie in [low, high] (`above`: > low, `below`: < high), checked on load."""
+    return field(default=default, metadata={"low": low, "high": high, "above": above, "below": below})
+
+
+def choice(default: str, *others: str):
+    """A string that must be one of the listed options, checked on load."""
+    return field(default=default, metadata={"choices": (default, *others)})
+
+
 @dataclass
 class DataConfig:
     """Where the records come from. No `dir`: the embedded synthetic demo is built and used."""
@@ -28,25 +39,18 @@ class DataConfig:
     test: str = "test.jsonl"
     demo_dir: str = "demo_data"
     demo_seed: int = 0
-    demo_train_tweets: int = 6000  # dev and test stay at 300 tweets each
-    demo_noise_share: float = 0.0
+    demo_train_tweets: int = bounded(6000, 1)  # dev and test stay at 300 tweets each
+    demo_noise_share: float = bounded(0.0, 0.0, 1.0)  # a share of posts whose image is unrelated noise
     # Multi-task runs draw each batch from the tasks' train sets: proportional to their sizes
     # (a shuffle of the union), or temperature-scaled, p(task) ~ size ** (1 / temperature), which
     # lifts small tasks (temperature 1 = proportional, large = uniform over tasks).
-    sampling: str = "proportional"  # proportional | temperature
-    temperature: float = 2.0
+    sampling: str = choice("proportional", "temperature")
+    temperature: float = bounded(2.0, 0.0, above=True)
     # Training batches of similar length: dynamic padding then pads less, but on the GMNER demo
     # the model learned less per epoch (README, Train). False: random batches.
     group_by_length: bool = False
-    num_workers: int = 0  # DataLoader worker processes for training batches (0: the main process)
-
-    def __post_init__(self) -> None:
-        if self.sampling not in ("proportional", "temperature"):
-            raise GenieError(f"data.sampling must be proportional or temperature, got {self.sampling!r}")
-        if self.temperature <= 0:
-            raise GenieError(f"data.temperature must be positive, got {self.temperature}")
-        if self.num_workers < 0:
-            raise GenieError(f"data.num_workers must be 0 or more, got {self.num_workers}")
+    num_workers: int = bounded(0, 0)  # DataLoader worker processes for training batches (0: the main process)
+    on_bad_line: str = choice("error", "skip")  # skip: a bad JSONL line is counted, reported and left out
 
 
 @dataclass
@@ -56,12 +60,8 @@ class PromptsConfig:
     the line's own. `set: heldout` decodes with paraphrases never seen in training."""
 
     use: bool = False
-    set: str = "train"  # train | heldout
+    set: str = choice("train", "heldout")
     dir: str | None = None  # default: the repository's prompts/
-
-    def __post_init__(self) -> None:
-        if self.set not in ("train", "heldout"):
-            raise GenieError(f"prompts.set must be train or heldout, got {self.set!r}")
 
 
 @dataclass
@@ -71,9 +71,9 @@ class FeaturesConfig:
     In a multi-task run `{task}` in `dir` stands for the task's name."""
 
     dir: str | None = None
-    max_regions: int = 16
-    dim: int = 2048
-    on_missing: str = "error"  # error | zeros
+    max_regions: int = bounded(16, 1)
+    dim: int = bounded(2048, 1)
+    on_missing: str = choice("error", "zeros")
     zero: bool = False  # ablation: feed all-zero regions (the text-only model)
 
 
@@ -83,14 +83,18 @@ class ModelConfig:
     Hugging Face model name or local folder saved with `save_pretrained`."""
 
     name: str = "tiny-t5"
-    d_model: int = 64
-    layers: int = 2
-    heads: int = 4
-    d_ff: int = 128
-    vocab_size: int = 1000
-    dropout: float = 0.1
-    max_source_length: int = 128
-    max_target_length: int = 128
+    d_model: int = bounded(64, 1)
+    layers: int = bounded(2, 1)
+    heads: int = bounded(4, 1)
+    d_ff: int = bounded(128, 1)
+    vocab_size: int = bounded(1000, 100)
+    dropout: float = bounded(0.1, 0.0, 1.0, below=True)
+    max_source_length: int = bounded(128, 8)
+    max_target_length: int = bounded(128, 8)
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.heads:
+            raise GenieError(f"model.d_model ({self.d_model}) must be a multiple of model.heads ({self.heads})")
 
 
 @dataclass
@@ -99,15 +103,11 @@ class PeftConfig:
     name or local folder): with LoRA only the adapters and genie's own heads (region encoder,
     grounding, pointer) train, and checkpoints hold only those."""
 
-    method: str = "none"  # none | lora
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
+    method: str = choice("none", "lora")
+    r: int = bounded(8, 1)
+    alpha: int = bounded(16, 1)
+    dropout: float = bounded(0.05, 0.0, 1.0, below=True)
     target_modules: list[str] = field(default_factory=list)  # empty: peft's default for the architecture
-
-    def __post_init__(self) -> None:
-        if self.method not in ("none", "lora"):
-            raise GenieError(f"peft.method must be none or lora, got {self.method!r}")
 
 
 @dataclass
@@ -119,27 +119,15 @@ class RegularizersConfig:
     # MMIB's refinement: a variational bottleneck on each modality, KL to N(0, I) weighted by
     # beta (nats per dimension, so one beta fits any d_model).
     bottleneck: bool = False
-    beta: float = 0.01
+    beta: float = bounded(0.01, 0.0)
     # A contrastive term between each post's pooled text and pooled regions, the other posts of
     # the batch its negatives: MMIB's InfoNCE, or CAG's, whose temperature per post shrinks with
     # the post's text-image consistency, temperature * (1 - cag_alpha * cosine).
-    alignment: str = "none"  # none | infonce | cag
-    alignment_weight: float = 0.1
-    temperature: float = 0.1
-    cag_alpha: float = 0.5
-    projection_dim: int = 64
-
-    def __post_init__(self) -> None:
-        if self.alignment not in ("none", "infonce", "cag"):
-            raise GenieError(f"regularizers.alignment must be none, infonce or cag, got {self.alignment!r}")
-        if self.beta < 0 or self.alignment_weight < 0:
-            raise GenieError("regularizers.beta and regularizers.alignment_weight must be 0 or more")
-        if self.temperature <= 0:
-            raise GenieError(f"regularizers.temperature must be positive, got {self.temperature}")
-        if not 0 <= self.cag_alpha < 1:
-            raise GenieError(f"regularizers.cag_alpha must be in [0, 1) (a positive temperature), got {self.cag_alpha}")
-        if self.projection_dim < 1:
-            raise GenieError(f"regularizers.projection_dim must be positive, got {self.projection_dim}")
+    alignment: str = choice("none", "infonce", "cag")
+    alignment_weight: float = bounded(0.1, 0.0)
+    temperature: float = bounded(0.1, 0.0, above=True)
+    cag_alpha: float = bounded(0.5, 0.0, 1.0, below=True)  # below 1: the temperature stays positive
+    projection_dim: int = bounded(64, 1)
 
     @property
     def enabled(self) -> bool:
@@ -149,31 +137,30 @@ class RegularizersConfig:
 @dataclass
 class TrainConfig:
     output_dir: str = "runs/gmner"
-    epochs: int = 10
-    batch_size: int = 16
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.05
-    grounding_weight: float = 1.0
-    mixed_precision: str = "no"  # no | fp16 | bf16
+    epochs: int = bounded(10, 1)
+    batch_size: int = bounded(16, 1)
+    gradient_accumulation_steps: int = bounded(1, 1)
+    learning_rate: float = bounded(1e-3, 0.0, above=True)
+    weight_decay: float = bounded(0.01, 0.0)
+    warmup_ratio: float = bounded(0.05, 0.0, 1.0)
+    grounding_weight: float = bounded(1.0, 0.0)
+    mixed_precision: str = choice("no", "fp16", "bf16")
     seed: int = 42
-    eval_every_epochs: int = 1
-    checkpoint_every_steps: int = 0  # 0: one checkpoint per epoch
-    keep_checkpoints: int = 1  # the newest N are kept
+    eval_every_epochs: int = bounded(1, 1)
+    checkpoint_every_steps: int = bounded(0, 0)  # 0: one checkpoint per epoch
+    keep_checkpoints: int = bounded(1, 1)  # the newest N are kept
     resume: bool = True  # continue from the newest checkpoint in output_dir, if any
-    max_steps: int = 0  # stop after this many optimizer steps (0: run all epochs)
-
-    def __post_init__(self) -> None:
-        if self.keep_checkpoints < 1:
-            raise GenieError(f"train.keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
+    max_steps: int = bounded(0, 0)  # stop after this many optimizer steps (0: run all epochs)
+    # A NaN or inf loss (or gradient norm): stop with a message naming the step, or skip the
+    # optimizer step it is part of (counted in test_metrics.json). Either way no weight changes.
+    on_nonfinite: str = choice("stop", "skip")
 
 
 @dataclass
 class DecodeConfig:
-    batch_size: int = 64
-    num_beams: int = 1
-    max_new_tokens: int = 96
+    batch_size: int = bounded(64, 1)
+    num_beams: int = bounded(1, 1)
+    max_new_tokens: int = bounded(96, 1)
 
 
 @dataclass
@@ -207,8 +194,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         path = Path(path)
         if not path.is_file():
             raise GenieError("config file not found", path)
+        raw = path.read_bytes()
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise GenieError("not UTF-8 text", path, raw[:exc.start].count(b"\n") + 1) from None
+        try:
+            data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             line = getattr(getattr(exc, "problem_mark", None), "line", None)
             raise GenieError(f"not valid YAML ({getattr(exc, 'problem', exc)})", path,
@@ -231,7 +223,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 def _build(cls: type, data: dict, source: str, prefix: str):
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    known = set(fields)
     unknown = sorted(set(data) - known)
     if unknown:
         raise GenieError(f"unknown config key '{prefix}{unknown[0]}' (known: {', '.join(sorted(known))})", source)
@@ -244,7 +237,27 @@ def _build(cls: type, data: dict, source: str, prefix: str):
             values[name] = _build(hint, value, source, prefix=f"{prefix}{name}.")
         else:
             values[name] = _coerce(value, hint, f"{prefix}{name}", source)
-    return cls(**values)
+            _check(values[name], fields[name].metadata, f"{prefix}{name}", source)
+    try:
+        return cls(**values)
+    except GenieError as exc:  # a section's own check: name the config it came from
+        raise GenieError(exc.problem, exc.path or source) from None
+
+
+def _check(value: Any, rules: typing.Mapping, key: str, source: str) -> None:
+    """The field's declared range (`bounded`) or options (`choice`)."""
+    if "choices" in rules and value not in rules["choices"]:
+        raise GenieError(f"config key '{key}' must be one of {', '.join(rules['choices'])}, got {value!r}", source)
+    low, high = rules.get("low"), rules.get("high")
+    if value is None or (low is None and high is None):
+        return
+    too_low = low is not None and (value <= low if rules["above"] else value < low)
+    too_high = high is not None and (value >= high if rules["below"] else value > high)
+    if too_low or too_high or value != value:  # value != value: NaN
+        lower = "" if low is None else f"{'>' if rules['above'] else '>='} {low}"
+        upper = "" if high is None else f"{'<' if rules['below'] else '<='} {high}"
+        raise GenieError(f"config key '{key}' must be {' and '.join(b for b in (lower, upper) if b)}, "
+                         f"got {value!r}", source)
 
 
 def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:

@@ -15,11 +15,12 @@ from transformers import AutoTokenizer
 from genie.batching import SortedBatches
 from genie.config import DecodeConfig, load_config
 from genie.data import Collator, GenieDataset
+from genie.decode_journal import DecodeJournal, input_key
 from genie.errors import GenieError
 from genie.formats import make_targets
 from genie.instructions import read_examples
 from genie.pipeline import feature_source, instructions_for, load_checkpoint, run_tasks, task_features_dir
-from genie.records import Record, write_records
+from genie.records import BadLines, Record, write_records
 
 
 def decode_loader(dataset: GenieDataset, batch_size: int) -> DataLoader:
@@ -29,11 +30,12 @@ def decode_loader(dataset: GenieDataset, batch_size: int) -> DataLoader:
 
 
 def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: DataLoader, cfg: DecodeConfig,
-            desc: str = "decode") -> tuple[list[Record], Counter]:
+            desc: str = "decode", on_batch=None) -> tuple[list[Record], Counter]:
     """Predicted records in dataset order, and counts of what the parser could not read.
 
     `loader` must be prepared by `accelerator`; each process decodes its shard and the
-    records are gathered with `gather_for_metrics`, which drops the padding duplicates."""
+    records are gathered with `gather_for_metrics`, which drops the padding duplicates.
+    `on_batch` gets each batch's gathered (index, record, counts) rows as they finish."""
     model.eval()
     core = accelerator.unwrap_model(model)
     collate = Collator(dataset.targets.tokenizer.pad_token_id)
@@ -42,7 +44,10 @@ def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: Data
         outputs = dataset.targets.generate(core, batch, cfg)
         local = _records(core, dataset, collate, batch, outputs)
         # Per batch, as accelerate requires: it drops the last batch's padding duplicates.
-        rows.extend(accelerator.gather_for_metrics(local, use_gather_object=True))
+        gathered = accelerator.gather_for_metrics(local, use_gather_object=True)
+        rows.extend(gathered)
+        if on_batch is not None:
+            on_batch(gathered)
     total: Counter = Counter()
     for _, _, stats in rows:
         total.update(stats)
@@ -100,16 +105,19 @@ def _ground(model, dataset: GenieDataset, collate: Collator, batch: dict, output
 
 
 def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_dir: str | None = None,
-                overrides: list[str] = ()) -> dict:
+                overrides: list[str] = (), on_bad_line: str = "error") -> dict:
     """`genie decode`: a trained checkpoint folder + record (or instruction) JSONL -> prediction
-    JSONL in input order. A multi-task model decodes each task's records with that task's parser."""
+    JSONL in input order. A multi-task model decodes each task's records with that task's parser.
+    Killed, the same command resumes from `<output>.partial` (`DecodeJournal`). With
+    `on_bad_line="skip"`, input lines that are not records are counted and left out."""
     if not (checkpoint / "genie.yaml").is_file():
         raise GenieError("not a genie checkpoint (no genie.yaml; pass a run's best/ folder)", checkpoint)
     cfg = load_config(checkpoint / "genie.yaml", overrides)
     if features_dir:
         cfg = replace(cfg, features=replace(cfg.features, dir=features_dir))
     tasks = {task.name: task for task in run_tasks(cfg)}
-    records, given = read_examples(input_path)
+    bad_lines = BadLines() if on_bad_line == "skip" else None
+    records, given = read_examples(input_path, bad_lines)
     unknown = sorted({r.task for r in records} - set(tasks))
     if unknown:
         raise GenieError(f"records for task {unknown[0]}, which this model was not trained on "
@@ -117,12 +125,22 @@ def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_
     accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     model = accelerator.prepare(load_checkpoint(checkpoint, cfg, next(iter(tasks.values()))))
+    key = input_key(input_path, checkpoint, [*overrides, f"features={features_dir}", f"on_bad_line={on_bad_line}"])
+    journal = DecodeJournal(output_path, key, write=accelerator.is_main_process)
+    done = journal.done()
+    accelerator.wait_for_everyone()  # every process has read it before the main one appends
+    journal.start()
     predictions: list[Record | None] = [None] * len(records)
     stats: Counter = Counter()
+    for index, (record, counts) in done.items():
+        predictions[index] = record
+        stats.update(counts)
     reports = {}
     started = time.perf_counter()
     for name in dict.fromkeys(r.task for r in records):
-        rows = [i for i, r in enumerate(records) if r.task == name]
+        rows = [i for i, r in enumerate(records) if r.task == name and i not in done]
+        if not rows:
+            continue
         subset = [records[i] for i in rows]
         targets = make_targets(cfg.target_format, tasks[name], tokenizer, cfg.model.max_source_length,
                                cfg.model.max_target_length)
@@ -131,7 +149,8 @@ def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_
         instructions = instructions_for(cfg, tasks[name], subset, [given[i] for i in rows] if given else None)
         dataset = GenieDataset(subset, targets, features, cfg.features.zero, instructions)
         loader = accelerator.prepare(decode_loader(dataset, cfg.decode.batch_size))
-        preds, counts = predict(accelerator, model, dataset, loader, cfg.decode, desc=f"decode {name}")
+        preds, counts = predict(accelerator, model, dataset, loader, cfg.decode, desc=f"decode {name}",
+                                on_batch=lambda got, rows=rows: journal.add([(rows[k], r, c) for k, r, c in got]))
         for i, pred in zip(rows, preds):
             predictions[i] = pred
         stats.update(counts)
@@ -139,6 +158,9 @@ def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_
     seconds = time.perf_counter() - started
     if accelerator.is_main_process:
         write_records(output_path, predictions)
+        journal.finish()
     features_report = next(iter(reports.values())) if len(reports) == 1 else reports
+    decoded = len(predictions) - len(done)
     return {"output": str(output_path), "records": len(predictions), **stats, "features": features_report,
-            "seconds": round(seconds, 2), "records_per_second": round(len(predictions) / max(seconds, 1e-9), 1)}
+            **({"resumed_with": len(done)} if done else {}), **(bad_lines.report() if bad_lines else {}),
+            "seconds": round(seconds, 2), "records_per_second": round(decoded / max(seconds, 1e-9), 1)}

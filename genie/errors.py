@@ -9,7 +9,7 @@ class GenieError(Exception):
     """A problem with the user's input: printed as `genie: FILE:LINE: PROBLEM`, no traceback."""
 
     def __init__(self, problem: str, path: str | Path | None = None, line: int | None = None):
-        self.problem = problem
+        self.problem = " ".join(problem.split())  # one line, whatever a library's message held
         self.path = str(path) if path is not None else None
         self.line = line
         super().__init__(str(self))

@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import time
+import tokenize
 import zlib
 from pathlib import Path
 
@@ -192,7 +193,7 @@ class FeatureStore:
                 raise GenieError("missing array file of the region-feature store", file)
             try:
                 array = np.load(file, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError, EOFError) as exc:
+            except (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError) as exc:  # a bad .npy header
                 raise GenieError(f"truncated or corrupt store file ({exc})", file) from None
             if (list(array.shape) != info["shape"] or str(array.dtype) != info["dtype"]
                     or array.offset + array.nbytes != file.stat().st_size):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genie.prompts import Prompts
-from genie.records import Record, read_lines
+from genie.records import BadLines, Record, read_lines
 from genie.tasks import get_task
 
 KEYS = ("task", "instruction", "input", "image_id", "output", "record")
@@ -25,18 +25,20 @@ def instruction_line(record: Record, prompts: Prompts, which: str, target_format
             "record": record.to_dict()}
 
 
-def read_examples(path: str | Path) -> tuple[list[Record], list[str] | None]:
+def read_examples(path: str | Path, bad_lines: BadLines | None = None) -> tuple[list[Record], list[str] | None]:
     """Records of a record or instruction-format JSONL file, and the instructions (None for
-    plain records). A file mixing the two formats is an error at the first line that differs."""
+    plain records). A file mixing the two formats is an error at the first line that differs.
+    With `bad_lines`, bad lines are counted there and skipped."""
     kinds: list[bool] = []
 
     def parse(data: object) -> tuple[Record, str | None]:
         is_instruction = isinstance(data, dict) and "instruction" in data
         if kinds and is_instruction != kinds[0]:
             raise ValueError("mixes instruction-format and plain record lines")
-        kinds.append(is_instruction)
         if not is_instruction:
-            return Record.from_dict(data), None
+            record = Record.from_dict(data)
+            kinds.append(is_instruction)
+            return record, None
         missing = [k for k in KEYS if k not in data]
         if missing:
             raise ValueError(f"instruction line is missing {', '.join(missing)}")
@@ -45,8 +47,9 @@ def read_examples(path: str | Path) -> tuple[list[Record], list[str] | None]:
         record = Record.from_dict(data["record"])
         if record.task != data["task"]:
             raise ValueError(f"task {data['task']!r} differs from its record's {record.task!r}")
+        kinds.append(is_instruction)
         return record, data["instruction"]
 
-    rows = read_lines(path, parse)
+    rows = read_lines(path, parse, bad_lines)
     records = [record for record, _ in rows]
     return records, ([instruction for _, instruction in rows] if rows and kinds[0] else None)

@@ -3,7 +3,7 @@ and the model, built from a config (tiny from-scratch models or a real pretraine
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from transformers import AutoTokenizer
@@ -23,7 +23,7 @@ from genie.modeling import (
     load_pretrained,
 )
 from genie.prompts import load_prompts
-from genie.records import Record
+from genie.records import BadLines, Record
 from genie.tasks import Task, get_task
 from genie.tokenizer import train_bart_tokenizer, train_t5_tokenizer
 
@@ -39,6 +39,7 @@ class TaskData:
     records: dict[str, list[Record]]
     instructions: dict[str, list[str] | None]
     features: FeatureSource
+    skipped: dict[str, dict] = field(default_factory=dict)  # per split, the bad lines left out
 
 
 def run_tasks(cfg: GenieConfig) -> list[Task]:
@@ -75,10 +76,13 @@ def load_task_data(cfg: GenieConfig, task: Task) -> TaskData:
                    feature_dim=cfg.features.dim, noise_share=cfg.data.demo_noise_share)
     else:
         data_dir = Path(cfg.data.dir) / (task.name if len(cfg.tasks) > 1 else "")
-    records, instructions = {}, {}
+    records, instructions, skipped = {}, {}, {}
     for split in SPLITS:
         path = data_dir / getattr(cfg.data, split)
-        rows, given = read_examples(path)
+        bad_lines = BadLines() if cfg.data.on_bad_line == "skip" else None
+        rows, given = read_examples(path, bad_lines)
+        if bad_lines and bad_lines.count:
+            skipped[split] = {"file": str(path), **bad_lines.report()}
         wrong = {r.task for r in rows} - {task.name}
         if wrong:
             raise GenieError(f"{split} records are for task {sorted(wrong)}, this part of the run is {task.name}",
@@ -86,7 +90,7 @@ def load_task_data(cfg: GenieConfig, task: Task) -> TaskData:
         records[split], instructions[split] = rows, instructions_for(cfg, task, rows, given)
     features = feature_source(cfg, task_features_dir(cfg, task))
     features.check(r.image_id for split in SPLITS for r in records[split])
-    return TaskData(task, records, instructions, features)
+    return TaskData(task, records, instructions, features, skipped)
 
 
 def instructions_for(cfg: GenieConfig, task: Task, records: list[Record],

@@ -9,6 +9,7 @@ whose `head` / `tail` index into `entities`. The optional fields are written onl
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
@@ -75,6 +76,9 @@ class Record:
         missing = [k for k in ("id", "task", "tokens", "image_id") if k not in data]
         if missing:
             raise ValueError(f"record is missing {', '.join(missing)}")
+        for key in ("id", "task", "image_id"):
+            if not isinstance(data[key], (str, int)) or isinstance(data[key], bool):
+                raise ValueError(f"'{key}' must be a string")
         tokens = data["tokens"]
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise ValueError("'tokens' must be a list of strings")
@@ -98,7 +102,7 @@ def _entity_from_dict(ent: object, n_tokens: int, k: int) -> Entity:
         raise ValueError(f"entity {k} offsets [{start}, {end}) fall outside its {n_tokens} tokens")
     boxes = ent.get("boxes", [])
     if not isinstance(boxes, list) or not all(
-        isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b) for b in boxes
+        isinstance(b, list) and len(b) == 4 and all(_is_number(v) for v in b) for b in boxes
     ):
         raise ValueError(f"entity {k} boxes must be a list of [x1, y1, x2, y2]")
     fine_type = ent.get("fine_type")
@@ -126,32 +130,64 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def read_records(path: str | Path) -> list[Record]:
-    """Read a record JSONL file; a bad line raises GenieError naming the file and line."""
-    return read_lines(path, Record.from_dict)
+def _is_number(value: object) -> bool:
+    """A finite JSON number (Python's json also reads NaN and Infinity)."""
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
-def read_lines(path: str | Path, parse: Callable[[object], T]) -> list[T]:
+def read_records(path: str | Path, bad_lines: BadLines | None = None) -> list[Record]:
+    """Read a record JSONL file; a bad line raises GenieError naming the file and line (or, with
+    `bad_lines`, is counted there and skipped)."""
+    return read_lines(path, Record.from_dict, bad_lines)
+
+
+@dataclass
+class BadLines:
+    """Lines skipped because the user asked to (`on_bad_line=skip`): counted, the first kept."""
+
+    count: int = 0
+    first: str | None = None
+
+    def add(self, error: GenieError) -> None:
+        self.count += 1
+        self.first = self.first or str(error)
+
+    def report(self) -> dict:
+        return {"skipped_lines": self.count, **({"first_skipped": self.first} if self.first else {})}
+
+
+def read_lines(path: str | Path, parse: Callable[[object], T], bad_lines: BadLines | None = None) -> list[T]:
     """`parse` applied to each non-empty JSON line; its ValueError becomes a GenieError naming
-    the file and line."""
+    the file and line, raised, or counted in `bad_lines` and the line skipped."""
     path = Path(path)
     if not path.is_file():
         raise GenieError("no such file", path)
     rows = []
-    with path.open(encoding="utf-8", errors="strict") as handle:
-        try:
-            for lineno, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(parse(json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise GenieError(f"not valid JSON ({exc.msg})", path, lineno) from None
-                except ValueError as exc:
-                    raise GenieError(f"not a genie record: {exc}", path, lineno) from None
-        except UnicodeDecodeError:
-            raise GenieError("not UTF-8 text", path) from None
+    with path.open("rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                rows.extend(_parse_line(raw, parse, path, lineno))
+            except GenieError as exc:
+                if bad_lines is None:
+                    raise
+                bad_lines.add(exc)
     return rows
+
+
+def _parse_line(raw: bytes, parse: Callable[[object], T], path: Path, lineno: int) -> list[T]:
+    """The line's parsed row (none for a blank line)."""
+    try:
+        line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+    except UnicodeDecodeError:
+        raise GenieError("not UTF-8 text", path, lineno) from None
+    if not line.strip():
+        return []
+    try:
+        return [parse(json.loads(line))]
+    except json.JSONDecodeError as exc:
+        raise GenieError(f"not valid JSON ({exc.msg})", path, lineno) from None
+    except ValueError as exc:
+        raise GenieError(f"not a genie record: {exc}", path, lineno) from None
 
 
 def write_records(path: str | Path, records: Iterable[Record]) -> int:

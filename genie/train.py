@@ -26,6 +26,7 @@ from genie.batching import EpochShuffle, LengthGroupedBatches
 from genie.config import GenieConfig
 from genie.data import Collator, GenieDataset
 from genie.decode import decode_loader, predict
+from genie.errors import GenieError
 from genie.formats import make_targets
 from genie.io import atomic_write
 from genie.modeling import GenieModel
@@ -45,6 +46,7 @@ class LoopState:
     step_in_epoch: int = 0
     completed_steps: int = 0
     best_metric: float = -1.0
+    skipped_steps: int = 0  # optimizer steps left out for a NaN or inf (train.on_nonfinite=skip)
 
     def state_dict(self) -> dict:
         return dict(self.__dict__)
@@ -122,10 +124,18 @@ def train(cfg: GenieConfig) -> dict:
         accelerator.print(f"resumed from {resume_from} at step {state.completed_steps}")
     elif accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        tokenizer.save_pretrained(out / "tokenizer")
+        tmp = out / ".tokenizer.tmp"  # renamed when complete: a resume must never read half a tokenizer
+        shutil.rmtree(tmp, ignore_errors=True)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(out / "tokenizer", ignore_errors=True)
+        tmp.rename(out / "tokenizer")
     _save_config(accelerator, cfg, out)
     for part in parts:
         accelerator.print(f"{part.task.name}: " + " / ".join(f"{len(part.sets[s])} {s}" for s in SPLITS))
+    for part in data:
+        for report in part.skipped.values():
+            accelerator.print(f"{report['file']}: {report['skipped_lines']} bad line(s) skipped "
+                              f"(data.on_bad_line=skip); the first: {report['first_skipped']}")
     size = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())  # ZeRO-3 partitions weights
     accelerator.print(f"{size:,} parameters, {total_steps} steps, {accelerator.num_processes} process(es)")
 
@@ -135,17 +145,25 @@ def train(cfg: GenieConfig) -> dict:
         model.train()
         train_loader.set_epoch(state.epoch)
         loader = accelerator.skip_first_batches(train_loader, state.step_in_epoch) if state.step_in_epoch else train_loader
+        dropped = False  # a NaN or inf in this optimizer step's batches: nothing of it is applied
         for batch in loader:
             with accelerator.accumulate(model):
                 losses = model(batch, cfg.train.grounding_weight)
-                accelerator.backward(losses["loss"])
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
+                finite = _all_finite(accelerator, losses["loss"])
+                if finite:
+                    accelerator.backward(losses["loss"])
+                if finite and accelerator.sync_gradients:
+                    finite = _all_finite(accelerator, accelerator.clip_grad_norm_(model.parameters(), 1.0))
+                if not finite and not dropped:
+                    _nonfinite(accelerator, cfg, state, losses, checkpoints)
+                dropped = dropped or not finite
+                if not (dropped and accelerator.sync_gradients):
+                    optimizer.step()
                 scheduler.step()
-                optimizer.zero_grad()
+                optimizer.zero_grad()  # also clears what a dropped step had accumulated
             state.step_in_epoch += 1
             if accelerator.sync_gradients:
+                dropped = False
                 state.completed_steps += 1
                 progress.update(1)
                 progress.set_postfix({name.removesuffix("_loss"): f"{value.item():.3f}"
@@ -183,6 +201,10 @@ def train(cfg: GenieConfig) -> dict:
     else:
         metrics = {**results, "mean": sum(results[p.task.name][p.task.headline]["f1"] for p in parts) / len(parts)}
     metrics["dev_best"] = state.best_metric
+    metrics["skipped_steps"] = state.skipped_steps
+    skipped = {f"{part.task.name}/{split}": report for part in data for split, report in part.skipped.items()}
+    if skipped:
+        metrics["skipped_lines"] = skipped
     if accelerator.is_main_process:
         write_records(out / "test_predictions.jsonl", predictions)
         with atomic_write(out / "test_metrics.json") as handle:
@@ -205,6 +227,29 @@ def _train_loader(cfg: GenieConfig, sets: list[GenieDataset], collate: Collator)
     return DataLoader(ConcatDataset(sets), batch_sampler=batches, collate_fn=collate,
                       num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0,
                       generator=torch.Generator().manual_seed(cfg.train.seed))
+
+
+def _all_finite(accelerator: Accelerator, value: torch.Tensor | None) -> bool:
+    """Whether `value` is finite on every process (they must all skip or stop together). None:
+    nothing to check (DeepSpeed clips inside its engine)."""
+    if value is None:
+        return True
+    bad = (~torch.isfinite(torch.as_tensor(value, device=accelerator.device).float())).float().sum()
+    return not bool(accelerator.reduce(bad, "sum") > 0)
+
+
+def _nonfinite(accelerator: Accelerator, cfg: GenieConfig, state: LoopState, losses: dict, checkpoints: Path) -> None:
+    """A NaN or inf loss or gradient norm in the step: stop (a GenieError, one line) or count the
+    step as skipped."""
+    values = ", ".join(f"{name} {value.item():.4g}" for name, value in losses.items())
+    where = f"step {state.completed_steps + 1} (epoch {state.epoch + 1}, batch {state.step_in_epoch + 1}): {values}"
+    if cfg.train.on_nonfinite == "stop":
+        last = _latest(checkpoints)
+        raise GenieError(f"{where}: a NaN or inf loss or gradient; stopped before it reached the weights "
+                         f"(last checkpoint: {last or 'none'}; train.on_nonfinite=skip skips such steps)")
+    state.skipped_steps += 1
+    if accelerator.is_main_process:
+        tqdm.write(f"{where}: a NaN or inf loss or gradient; the step is skipped ({state.skipped_steps} so far)")
 
 
 def _evaluate(accelerator: Accelerator, model, part: Part, split: str, cfg: GenieConfig) -> tuple[dict, list]:
@@ -271,5 +316,5 @@ def _save_best(accelerator: Accelerator, model, tokenizer, cfg: GenieConfig, out
 
 def _save_config(accelerator: Accelerator, cfg: GenieConfig, out: Path) -> None:
     if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "genie.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        with atomic_write(out / "genie.yaml") as handle:
+            yaml.safe_dump(cfg.to_dict(), handle, sort_keys=False)

@@ -32,7 +32,7 @@ def test_task_lists_are_checked():
         run_tasks(load_config("configs/gmner.yaml", ["task=[mner, ner]"]))
     with pytest.raises(GenieError, match="multi-task runs use target_format=text"):
         run_tasks(load_config("configs/gmner.yaml", ["task=[mner, gmner]", "target_format=index"]))
-    with pytest.raises(GenieError, match="data.sampling must be"):
+    with pytest.raises(GenieError, match="data.sampling. must be one of proportional, temperature"):
         load_config("configs/gmner.yaml", ["data.sampling=uniform"])
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from genie.errors import GenieError
-from genie.records import Entity, Record, Relation, read_records, write_records
+from genie.records import BadLines, Entity, Record, Relation, read_records, write_records
 
 TOKENS = ["Obama", "joins", "Acme"]
 
@@ -50,4 +50,19 @@ def test_fine_type_must_be_a_string(tmp_path):
     path.write_text(json.dumps({"id": "1", "task": "fmnerg", "tokens": TOKENS, "image_id": "x",
                                 "entities": [{"start": 0, "end": 1, "type": "person", "fine_type": 3}]}) + "\n")
     with pytest.raises(GenieError, match=r":1: not a genie record: entity 0 fine_type must be a string"):
+        read_records(path)
+
+
+def test_bad_lines_are_counted_and_skipped_when_asked(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    good = json.dumps(Record("1", "mner", ["a"], "img").to_dict())
+    path.write_bytes(f"{good}\n{{broken\n{good}\n".encode() + b"\xff\n" + f"{good}\n".encode())
+    with pytest.raises(GenieError, match=r"mixed.jsonl:2: not valid JSON"):
+        read_records(path)
+    skipped = BadLines()
+    assert len(read_records(path, skipped)) == 3
+    assert skipped.report() == {"skipped_lines": 2, "first_skipped": f"{path}:2: not valid JSON (Expecting "
+                                                                       "property name enclosed in double quotes)"}
+    path.write_bytes(f"{good}\n{good}\n{good}\n".encode() + b"\xff\n")
+    with pytest.raises(GenieError, match=r"mixed.jsonl:4: not UTF-8 text"):
         read_records(path)

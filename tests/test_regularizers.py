@@ -231,10 +231,10 @@ def test_a_regularized_model_saves_reloads_and_must_be_continued_with_its_settin
 
 
 @pytest.mark.parametrize("override, message", [
-    ("regularizers.alignment=mine", "must be none, infonce or cag"),
-    ("regularizers.cag_alpha=1.0", r"cag_alpha must be in \[0, 1\)"),
-    ("regularizers.temperature=0", "temperature must be positive"),
-    ("regularizers.beta=-1", "must be 0 or more"),
+    ("regularizers.alignment=mine", "'regularizers.alignment' must be one of none, infonce, cag, got 'mine'"),
+    ("regularizers.cag_alpha=1.0", "'regularizers.cag_alpha' must be >= 0.0 and < 1.0, got 1.0"),
+    ("regularizers.temperature=0", "'regularizers.temperature' must be > 0.0, got 0.0"),
+    ("regularizers.beta=-1", "'regularizers.beta' must be >= 0.0, got -1.0"),
     ("regularizers.bottlenek=true", "unknown config key 'regularizers.bottlenek'"),
 ])
 def test_bad_regularizer_settings_are_clear_errors(override, message):
