@@ -282,7 +282,7 @@ WORDS = ["convert", "train", "decode", "evaluate", "features", "build", "verify"
 
 @FUZZ
 @given(st.lists(st.sampled_from(WORDS), max_size=8))
-def test_command_line(monkeypatch_train, argv):
+def test_command_line(no_training, argv):
     stderr, stdout = io.StringIO(), io.StringIO()
     with tempfile.TemporaryDirectory() as tmp, redirect_stderr(stderr), redirect_stdout(stdout):
         argv = [a if a != "x" else str(Path(tmp) / "x") for a in argv]
@@ -297,7 +297,7 @@ def test_command_line(monkeypatch_train, argv):
 
 
 @pytest.fixture(scope="module")
-def monkeypatch_train():
+def no_training():
     """No fuzzed command line may start a training run: stop it where it would begin."""
     import genie.train
 
