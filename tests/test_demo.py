@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from multiprocessing import get_context
 
 import numpy as np
 import pytest
@@ -129,3 +131,18 @@ def test_a_changed_spec_rebuilds(tmp_path):
     names = {e.text for r in read_records(tmp_path / "train.jsonl") for e in r.entities}
     assert len(names) <= 4 * 3 and (tmp_path / "train.jsonl").read_bytes() != before
     assert build_demo(tmp_path, GMNER, **SMALL) == counts and (tmp_path / "train.jsonl").read_bytes() == before
+
+
+def test_two_runs_building_one_demo_at_once_share_a_whole_one(tmp_path):
+    """Concurrent builders of one folder (two runs started together): one builds, the other waits
+    and reuses it; neither may delete the other's half-written images."""
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        counts = list(pool.map(_build_small, [tmp_path] * 2))
+    assert counts[0] == counts[1]
+    images = {p.name for p in (tmp_path / "features").iterdir()}
+    assert len(images) == sum(c["tweets"] for c in counts[0].values())
+    assert not (tmp_path / ".features.tmp").exists()
+
+
+def _build_small(folder):
+    return build_demo(folder, GMNER, n_train=400, n_dev=50, n_test=50)

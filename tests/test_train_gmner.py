@@ -31,8 +31,8 @@ pytestmark = pytest.mark.slow
 def default_run(tmp_path_factory):
     """Session-scoped: xdist may run other modules' tests between this group's tests, and a
     module-scoped fixture is then torn down and trained again."""
-    out = tmp_path_factory.mktemp("default")
-    return train(load_config("configs/gmner.yaml", [f"train.output_dir={out}"])), out
+    out = tmp_path_factory.mktemp("default")  # the demo beside it: no other run can rebuild it meanwhile
+    return train(load_config("configs/gmner.yaml", [f"train.output_dir={out}", f"data.demo_dir={out / 'demo'}"])), out
 
 
 @pytest.mark.xdist_group("gmner_default_run")

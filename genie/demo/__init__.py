@@ -9,6 +9,8 @@ tweets; `build_demo` does the rest: splits, images, records and a stamp.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import shutil
@@ -49,37 +51,47 @@ def build_demo(out_dir: str | Path, spec: DemoSpec, seed: int = 0, n_train: int 
     if min(n_train, n_dev, n_test) < 0 or feature_dim < 1 or max_boxes < 6 or not 0 <= noise_share <= 1:
         raise GenieError(f"bad demo parameters {params}: counts >= 0, feature_dim >= 1, "
                          f"max_boxes >= 6 (3 entities x 2 boxes), 0 <= noise_share <= 1")
-    stamp = out_dir / "demo.json"
-    if stamp.is_file():
-        try:
-            stored = json.loads(stamp.read_text(encoding="utf-8"))
-            if stored["params"] == params:
-                return stored["counts"]
-        except (ValueError, KeyError, TypeError):
-            pass  # an unreadable stamp just means: rebuild
-        stamp.unlink()  # a half-finished rebuild must not look complete
-    tmp_features = out_dir / ".features.tmp"
-    shutil.rmtree(tmp_features, ignore_errors=True)
-    tmp_features.mkdir(parents=True)
-    world = World(seed, list(spec.keys), spec.names_per_key, feature_dim, max_boxes, noise_share, tmp_features)
-    counts, index = {}, 0
-    for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
-        records = []
-        for k in range(n):
-            records.append(_record(spec, world, f"demo-{split}-{k:06d}", f"demo_{index:06d}"))
-            index += 1
-        write_records(out_dir / f"{split}.jsonl", records)
-        entities = [e for r in records for e in r.entities]
-        counts[split] = {"tweets": n, "entities": len(entities),
-                         "groundable": sum(e.groundable for e in entities),
-                         "boxes": sum(len(e.boxes) for e in entities),
-                         "relations": sum(len(r.relations) for r in records)}
-    shutil.rmtree(out_dir / "features", ignore_errors=True)
-    tmp_features.rename(out_dir / "features")
-    with atomic_write(stamp) as handle:
-        json.dump({"params": params, "counts": counts}, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    return counts
+    with exclusive(out_dir):  # two runs sharing a demo folder: one builds it, the other then reuses it
+        stamp = out_dir / "demo.json"
+        if stamp.is_file():
+            try:
+                stored = json.loads(stamp.read_text(encoding="utf-8"))
+                if stored["params"] == params:
+                    return stored["counts"]
+            except (ValueError, KeyError, TypeError):
+                pass  # an unreadable stamp just means: rebuild
+            stamp.unlink()  # a half-finished rebuild must not look complete
+        tmp_features = out_dir / ".features.tmp"
+        shutil.rmtree(tmp_features, ignore_errors=True)
+        tmp_features.mkdir(parents=True)
+        world = World(seed, list(spec.keys), spec.names_per_key, feature_dim, max_boxes, noise_share, tmp_features)
+        counts, index = {}, 0
+        for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
+            records = []
+            for k in range(n):
+                records.append(_record(spec, world, f"demo-{split}-{k:06d}", f"demo_{index:06d}"))
+                index += 1
+            write_records(out_dir / f"{split}.jsonl", records)
+            entities = [e for r in records for e in r.entities]
+            counts[split] = {"tweets": n, "entities": len(entities),
+                             "groundable": sum(e.groundable for e in entities),
+                             "boxes": sum(len(e.boxes) for e in entities),
+                             "relations": sum(len(r.relations) for r in records)}
+        shutil.rmtree(out_dir / "features", ignore_errors=True)
+        tmp_features.rename(out_dir / "features")
+        with atomic_write(stamp) as handle:
+            json.dump({"params": params, "counts": counts}, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        return counts
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path):
+    """Hold the folder's lock file (an exclusive flock) while the block runs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _record(spec: DemoSpec, world: World, record_id: str, image_id: str) -> Record:
