@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from genie.errors import GenieError
+from genie.io import read_text
 
 
 def bounded(default: float, low: float | None = None, high: float | None = None, *, above: bool = False,
@@ -194,13 +195,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         path = Path(path)
         if not path.is_file():
             raise GenieError("config file not found", path)
-        raw = path.read_bytes()
         try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise GenieError("not UTF-8 text", path, raw[:exc.start].count(b"\n") + 1) from None
-        try:
-            data = yaml.safe_load(text) or {}
+            data = yaml.safe_load(read_text(path)) or {}
         except yaml.YAMLError as exc:
             line = getattr(getattr(exc, "problem_mark", None), "line", None)
             raise GenieError(f"not valid YAML ({getattr(exc, 'problem', exc)})", path,

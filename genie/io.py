@@ -7,6 +7,20 @@ import os
 import tempfile
 from pathlib import Path
 
+from genie.errors import GenieError
+
+
+def read_text(path: str | Path) -> str:
+    """The file as UTF-8 (a BOM is dropped); a missing file or bad bytes name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenieError("no such file", path)
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise GenieError("not UTF-8 text", path, raw[: exc.start].count(b"\n") + 1) from None
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8"):

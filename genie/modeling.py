@@ -90,8 +90,12 @@ class GenieModel(nn.Module):
         if pointer_labels:
             init_std = float(backbone.get_input_embeddings().weight.detach().std())
             self.pointer = PointerHead(d_model, pointer_labels, init_std)
-        self.regularizer_config = regularizers if regularizers and regularizers.enabled else RegularizersConfig()
-        self.regularizers = Regularizers(d_model, regularizers) if self.regularizer_config.enabled else None
+        self.regularizers = Regularizers(d_model, regularizers) if regularizers and regularizers.enabled else None
+
+    @property
+    def regularizer_config(self) -> RegularizersConfig:
+        """The regularizers' settings; the defaults (all off) without them."""
+        return self.regularizers.cfg if self.regularizers else RegularizersConfig()
 
     @property
     def pointer_labels(self) -> int:
