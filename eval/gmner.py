@@ -1,11 +1,14 @@
 """GMNER metrics (REFERENCE section 4): GMNER, MNER and EEG, micro-averaged over a test set.
 
 Predictions are matched to gold one-to-one per record by a maximum matching, so a duplicated
-prediction or the order of predictions cannot raise the score.
+prediction or the order of predictions cannot raise the score. What the model generated but the
+parser could not read (a record's `unreadable`) counts as predicted and wrong, as TIGER's
+evaluation counts it.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Hashable, TypedDict
 
 import numpy as np
@@ -25,10 +28,27 @@ class GmnerResult(TypedDict):
     missing_predictions: int
 
 
+def last_per_span(records: list[Record]) -> list[Record]:
+    """Each record's predictions with one entity per span, the last written: how H-Index's released
+    metric reads predictions (a dict from span to prediction), for side-by-side numbers."""
+    return [replace(r, entities=list({e.span: e for e in r.entities}.values())) for r in records]
+
+
+def gmner_report(gold: list[Record], pred: list[Record]) -> dict:
+    """The GMNER task's scores, and beside them (`as_hindex`) the same read as H-Index's metric
+    reads predictions (`last_per_span`), as its published table was counted."""
+    as_hindex = evaluate_gmner(gold, last_per_span(pred))
+    return {**evaluate_gmner(gold, pred), "as_hindex": {k: as_hindex[k] for k in ("gmner", "mner", "eeg")}}
+
+
 def _grounded(pred: Entity, gold: Entity) -> bool:
-    """Both ungroundable, or the predicted box overlaps some gold box with IoU >= 0.5."""
+    """Both not in the image, or the predicted box overlaps some gold box with IoU >= 0.5. A
+    prediction said to be in the image without a box (`in_image`) matches neither: as in H-Index's
+    metric, "in the image" never matches an ungroundable gold entity."""
+    if not pred.groundable or not gold.groundable:
+        return not pred.groundable and not gold.groundable
     if not pred.boxes or not gold.boxes:
-        return not pred.boxes and not gold.boxes
+        return False
     return bool(iou_matrix(pred.boxes, gold.boxes).max() >= IOU_THRESHOLD)
 
 
@@ -85,7 +105,7 @@ def evaluate_gmner(
         correct["gmner"] += _max_matching(span & typed & grounded)
         correct["mner"] += _max_matching(span & typed)
         correct["eeg"] += _max_matching(span & grounded)
-        n_pred += len(pred_ents)
+        n_pred += len(pred_ents) + (pred_rec.unreadable if pred_rec else 0)
         n_gold += len(gold_rec.entities)
     return GmnerResult(
         gmner=prf(correct["gmner"], n_pred, n_gold),

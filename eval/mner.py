@@ -9,7 +9,8 @@ from genie.records import Record
 
 
 def evaluate_mner(gold: list[Record], pred: list[Record]) -> dict:
-    """The span+type part of the GMNER matching, overall and restricted to each type."""
+    """The span+type part of the GMNER matching, overall and restricted to each type. An unreadable
+    prediction has no type: it counts in the overall score only."""
     overall = evaluate_gmner(gold, pred)
     types = sorted({e.type for r in [*gold, *pred] for e in r.entities})
     per_type = {t: evaluate_gmner(_only(gold, t), _only(pred, t))["mner"] for t in types}
@@ -17,4 +18,4 @@ def evaluate_mner(gold: list[Record], pred: list[Record]) -> dict:
 
 
 def _only(records: list[Record], kind: str) -> list[Record]:
-    return [replace(r, entities=[e for e in r.entities if e.type == kind]) for r in records]
+    return [replace(r, entities=[e for e in r.entities if e.type == kind], unreadable=0) for r in records]

@@ -1,5 +1,6 @@
 """MRE (REFERENCE section 4): micro P/R/F1 over the relations that are not None (a None
-prediction is no prediction), accuracy over all pairs, and a per-relation table."""
+prediction is no prediction), accuracy over all pairs, and a per-relation table. A generation the
+parser could not read (`unreadable`) is a predicted relation that matches nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from eval.scores import Score, pair_records, prf
 from genie.errors import GenieError
 from genie.labels import NO_RELATION
 from genie.records import Record
+
+UNREADABLE = "<unreadable>"
 
 
 def mre_label(record: Record) -> str:
@@ -24,12 +27,18 @@ def mre_label(record: Record) -> str:
 
 def evaluate_mre(gold: list[Record], pred: list[Record]) -> dict:
     pairs, missing = pair_records(gold, pred)
-    labels = [(mre_label(g), mre_label(p) if p else NO_RELATION) for g, p in pairs]
-    kinds = sorted({label for pair in labels for label in pair} - {NO_RELATION})
+    labels = [(mre_label(g), _predicted_label(p)) for g, p in pairs]
+    kinds = sorted({label for pair in labels for label in pair} - {NO_RELATION, UNREADABLE})
     accuracy = 100.0 * sum(g == p for g, p in labels) / len(labels) if labels else 0.0
     return {"mre": _score(labels, lambda label: label != NO_RELATION), "accuracy": accuracy,
             "per_relation": {k: _score(labels, lambda label, k=k: label == k) for k in kinds},
             "missing_predictions": missing}
+
+
+def _predicted_label(pred: Record | None) -> str:
+    if pred is None:
+        return NO_RELATION
+    return UNREADABLE if pred.unreadable else mre_label(pred)
 
 
 def _score(labels: list[tuple[str, str]], counted: Callable[[str], bool]) -> Score:

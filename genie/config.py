@@ -162,6 +162,10 @@ class DecodeConfig:
     batch_size: int = bounded(64, 1)
     num_beams: int = bounded(1, 1)
     max_new_tokens: int = bounded(96, 1)
+    # Text targets: write only what the task's parser reads whole (mentions copied from the tweet,
+    # the task's labels, its clause shapes), ending within max_new_tokens. Index targets are
+    # always decoded under their grammar.
+    constrained: bool = True
 
 
 @dataclass

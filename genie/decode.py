@@ -41,8 +41,9 @@ def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: Data
     collate = Collator(dataset.targets.tokenizer.pad_token_id)
     rows: list[tuple[int, Record, dict]] = []
     for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
-        outputs = dataset.targets.generate(core, batch, cfg)
-        local = _records(core, dataset, collate, batch, outputs)
+        sources = [dataset.records[i] for i in batch["index"].tolist()]
+        outputs, generated = dataset.targets.generate(core, batch, sources, cfg)
+        local = _records(core, dataset, collate, batch, sources, outputs, generated)
         # Per batch, as accelerate requires: it drops the last batch's padding duplicates.
         gathered = accelerator.gather_for_metrics(local, use_gather_object=True)
         rows.extend(gathered)
@@ -54,31 +55,32 @@ def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: Data
     return [record for _, record, _ in sorted(rows, key=lambda row: row[0])], total
 
 
-def _records(model, dataset: GenieDataset, collate: Collator, batch: dict,
-             outputs: list) -> list[tuple[int, Record, dict]]:
-    """(dataset index, predicted record, parser counts) for each example of the batch."""
-    indices = batch["index"].tolist()
-    sources = [dataset.records[i] for i in indices]
+def _records(model, dataset: GenieDataset, collate: Collator, batch: dict, sources: list[Record], outputs: list,
+             generated: list[dict]) -> list[tuple[int, Record, dict]]:
+    """(dataset index, predicted record, parser and generation counts) for each example of the batch."""
     parsed = [dataset.targets.parse(output, source) for output, source in zip(outputs, sources)]
     boxes = _ground(model, dataset, collate, batch, outputs, parsed)
     out = []
-    for row, (index, source, p) in enumerate(zip(indices, sources, parsed)):
-        stats = {"malformed": p.malformed, "unmatched": p.unmatched, "ungrounded_slots": 0}
+    for row, (index, source, p, counts) in enumerate(zip(batch["index"].tolist(), sources, parsed, generated)):
+        stats = {"malformed": p.malformed, "unmatched": p.unmatched, "ungrounded_slots": 0, **counts}
         entities = [replace(e, boxes=[]) for e in p.entities]
         for slot, k in enumerate(p.slot_entities):
             box = boxes.get((row, slot))
-            if box is None:
+            if box is None:  # said to be in the image, but no region could be chosen: kept as said
                 stats["ungrounded_slots"] += 1
+                entities[k].in_image = True
             else:
                 entities[k].boxes = [box]
-        out.append((index, Record(id=source.id, task=source.task, tokens=source.tokens,
-                                  image_id=source.image_id, entities=entities, relations=p.relations), stats))
+        out.append((index, Record(id=source.id, task=source.task, tokens=source.tokens, image_id=source.image_id,
+                                  entities=entities, relations=p.relations,
+                                  unreadable=p.malformed + p.unmatched), stats))
     return out
 
 
 def _ground(model, dataset: GenieDataset, collate: Collator, batch: dict, outputs: list,
             parsed) -> dict[tuple[int, int], list[float]]:
-    """Re-read each generated sequence teacher-forced and pick the argmax region per slot."""
+    """Re-read each generated sequence teacher-forced and pick the argmax region per slot, among
+    the image's real regions whose box has an area (a slot with none gets no box)."""
     if not dataset.targets.task.grounded or not any(p.slots for p in parsed):
         return {}
     items, keys = [], []
@@ -94,13 +96,15 @@ def _ground(model, dataset: GenieDataset, collate: Collator, batch: dict, output
     for key in ("region_features", "region_boxes", "region_mask", "word_starts", "word_mask"):
         if key in batch:
             sub[key] = batch[key]
-    logits = model.region_logits(sub)
+    pixels = batch["region_pixel_boxes"]
+    usable = batch["region_mask"] & (pixels[..., 2] > pixels[..., 0]) & (pixels[..., 3] > pixels[..., 1])
+    example = sub["slot_example"]
+    logits = model.region_logits(sub).float().masked_fill(~usable[example], float("-inf"))
     choice = logits.argmax(-1).tolist()
-    example = sub["slot_example"].tolist()
     boxes = {}
-    for (row, slot), ex, region in zip(keys, example, choice):
-        if batch["region_mask"][ex, region]:
-            boxes[(row, slot)] = [float(v) for v in batch["region_pixel_boxes"][ex, region].tolist()]
+    for (row, slot), ex, region in zip(keys, example.tolist(), choice):
+        if usable[ex, region]:
+            boxes[(row, slot)] = [float(v) for v in pixels[ex, region].tolist()]
     return boxes
 
 

@@ -4,7 +4,10 @@ generated, and re-encodes a generated sequence so the grounding head can read it
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from genie.config import DecodeConfig
+from genie.constrained import TextConstraint, TokenText
 from genie.errors import GenieError
 from genie.records import Record
 from genie.tasks import Parsed, Task
@@ -72,9 +75,24 @@ class TextTargets(Targets):
         return {"input_ids": source["input_ids"], "labels": labels, "pools": pools,
                 "slot_entities": target.slot_entities}
 
-    def generate(self, model, batch: dict, cfg: DecodeConfig) -> list[str]:
-        sequences = model.generate(batch, cfg.num_beams, cfg.max_new_tokens)
-        return self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
+    @cached_property
+    def token_text(self) -> TokenText:
+        return TokenText(self.tokenizer)
+
+    def generate(self, model, batch: dict, records: list[Record], cfg: DecodeConfig) -> tuple[list[str], list[dict]]:
+        """Generated texts, and per record what constrained decoding counted: the tweet's words it
+        could not write, and rows it left with no allowed token (never, unless genie has a bug)."""
+        constraint = None
+        if cfg.constrained:
+            grammars = [self.task.text_grammar(record, self.token_text) for record in records]
+            constraint = TextConstraint(self.token_text, grammars, cfg.num_beams, cfg.max_new_tokens)
+        sequences = model.generate(batch, cfg.num_beams, cfg.max_new_tokens, [constraint] if constraint else [])
+        # No clean-up of spaces: it would turn a tweet's "Pak ." into "Pak.".
+        texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        if constraint is None:
+            return texts, [{} for _ in records]
+        return texts, [{"unwritable_words": g.unwritable_words, "dead_ends": d}
+                       for g, d in zip(constraint.grammars, constraint.dead_ends)]
 
     def parse(self, output: str, record: Record) -> Parsed:
         return self.task.parse(output, record)
@@ -123,8 +141,9 @@ class IndexTargets(Targets):
                 starts.append(j)
         return enc["input_ids"], starts
 
-    def generate(self, model, batch: dict, cfg: DecodeConfig) -> list[list[int]]:
-        return model.generate_indices(batch, self.grammar, cfg.num_beams, cfg.max_new_tokens)
+    def generate(self, model, batch: dict, records: list[Record],
+                 cfg: DecodeConfig) -> tuple[list[list[int]], list[dict]]:
+        return model.generate_indices(batch, self.grammar, cfg.num_beams, cfg.max_new_tokens), [{} for _ in records]
 
     def parse(self, output: list[int], record: Record) -> Parsed:
         return self.format.parse(output, record)
@@ -134,14 +153,16 @@ class IndexTargets(Targets):
 
 
 def marker_pools(slots: list[tuple[int, int]], length: int) -> list[list[int]]:
-    """Per `<region>` marker at target position m, the decoder position to pool: m + 1 (none
-    when the sequence was cut before it).
+    """Per `<region>` marker at target position m, the decoder positions to pool: m, the state
+    that decides the marker, and m + 1, the state fed it (none when the sequence was cut there).
 
-    Grounding reads the decoder state *fed* the marker, not the one that predicts it: that state
-    has read the whole span and the decision that the entity is in the image, and it is the
-    same convention as the text format's phrase. The state predicting the marker has not made
-    that decision yet."""
-    return [[begin + 1] if begin + 1 < length else [] for begin, _ in slots]
+    As in the text format, whose phrase "which is in the image" pools the state fed "is", which
+    decides "in" or "not in": the grounding loss then trains the state that makes the in-the-image
+    decision to match the entity against the regions. Pooling only the state fed the marker left
+    that decision without the signal, and it was learned late or not at all: on the GMNER demo
+    (10 epochs), test GMNER F1 58.3 / 51.9 / 64.2 for seeds 42 / 1 / 2, against 93.1 / 79.4 / 91.6
+    pooling both, with nearly every box right when the decision was (README, Target formats)."""
+    return [[begin, begin + 1] if begin + 1 < length else [] for begin, _ in slots]
 
 
 def pointer_labels(target_format: str, task: Task) -> int:

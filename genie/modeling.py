@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,6 +20,9 @@ from transformers import (
     AutoTokenizer,
     BartConfig,
     BartForConditionalGeneration,
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
     PreTrainedModel,
     T5Config,
     T5ForConditionalGeneration,
@@ -35,6 +39,10 @@ from genie.tasks.index_format import Grammar
 TINY_MODELS = ("tiny-t5", "tiny-bart")
 HEADS_FILE = "genie_heads.safetensors"
 HEADS_CONFIG = "genie_heads.json"
+# The encoder input a saved model was trained on. 1 (no "layout" key): regions after the batch's
+# padded text; 2: each example's [text; regions; padding] (`packed_order`). A model trained on one
+# and decoded on the other would silently score worse, so loading checks it.
+LAYOUT = 2
 
 
 class RegionEncoder(nn.Module):
@@ -65,13 +73,28 @@ class GroundingHead(nn.Module):
 
 
 class Encoded(NamedTuple):
-    """The encoder's states of [text tokens; regions], their mask, where the regions start, and
-    the regularizer terms paid on the way (none without regularizers)."""
+    """The encoder's states of each example's [text tokens; regions; padding], their mask, the
+    states of the regions alone (B, K, d), and the regularizer terms paid on the way (none
+    without regularizers)."""
 
     states: torch.Tensor
     mask: torch.Tensor
-    region_start: int
+    regions: torch.Tensor
     terms: dict[str, torch.Tensor]
+
+
+def packed_order(text_lengths: torch.Tensor, text_width: int, regions: int) -> torch.Tensor:
+    """(B, T + K) indices into [text (T, padded); regions (K)] that put each example's own text
+    first, then its regions, then its text padding.
+
+    An example's tokens and regions then sit at the same positions whatever the batch pads its
+    text to, so its encoding (BART's absolute positions, T5's relative ones) and its predictions
+    do not depend on the other examples of the batch; text keeps the positions a pretrained
+    backbone gave it."""
+    position = torch.arange(text_width + regions, device=text_lengths.device)[None, :]
+    length = text_lengths[:, None]
+    return torch.where(position < length, position,
+                       torch.where(position < length + regions, text_width + position - length, position - regions))
 
 
 class GenieModel(nn.Module):
@@ -109,16 +132,20 @@ class GenieModel(nn.Module):
         if self.regularizers is not None:
             text, regions, terms = self.regularizers(text, batch["attention_mask"].bool(), regions,
                                                      batch["region_mask"])
-        mask = torch.cat([batch["attention_mask"], batch["region_mask"].to(batch["attention_mask"].dtype)], 1)
-        states = self.backbone.get_encoder()(inputs_embeds=torch.cat([text, regions], 1), attention_mask=mask)
-        return Encoded(states.last_hidden_state, mask, text.shape[1], terms)
+        text_mask = batch["attention_mask"]
+        lengths = text_mask.sum(1)
+        order = packed_order(lengths, text.shape[1], regions.shape[1])
+        inputs = torch.cat([text, regions], 1).gather(1, order[..., None].expand(-1, -1, text.shape[-1]))
+        mask = torch.cat([text_mask, batch["region_mask"].to(text_mask.dtype)], 1).gather(1, order)
+        states = self.backbone.get_encoder()(inputs_embeds=inputs, attention_mask=mask).last_hidden_state
+        at = lengths[:, None] + torch.arange(regions.shape[1], device=lengths.device)
+        return Encoded(states, mask, states.gather(1, at[..., None].expand(-1, -1, states.shape[-1])), terms)
 
-    def ground(self, decoder_states: torch.Tensor, encoder_states: torch.Tensor, region_start: int,
-               batch: dict) -> torch.Tensor:
+    def ground(self, decoder_states: torch.Tensor, region_states: torch.Tensor, batch: dict) -> torch.Tensor:
         """Region logits (slots, K) for every grounding slot in the batch."""
         example = batch["slot_example"]
         pooled = torch.einsum("sl,sld->sd", batch["slot_pool"].to(decoder_states.dtype), decoder_states[example])
-        return self.grounding(pooled, encoder_states[example, region_start:], batch["region_mask"][example])
+        return self.grounding(pooled, region_states[example], batch["region_mask"][example])
 
     def decode(self, batch: dict, encoder_states: torch.Tensor,
                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,11 +174,11 @@ class GenieModel(nn.Module):
         return self.pointer.positions((embeds + states) / 2)
 
     def forward(self, batch: dict, grounding_weight: float = 1.0) -> dict:
-        encoder_states, mask, region_start, terms = self.encode(batch)
+        encoder_states, mask, region_states, terms = self.encode(batch)
         decoder_states, lm_loss = self.decode(batch, encoder_states, mask)
         losses = {"lm_loss": lm_loss}
         if batch["slot_example"].numel():
-            logits = self.ground(decoder_states, encoder_states, region_start, batch)
+            logits = self.ground(decoder_states, region_states, batch)
             # KL(target || softmax(scores)); masked regions have target 0 and finite logits.
             losses["grounding_loss"] = F.kl_div(F.log_softmax(logits.float(), -1), batch["slot_target"],
                                                 reduction="batchmean")
@@ -164,11 +191,25 @@ class GenieModel(nn.Module):
         return losses
 
     @torch.inference_mode()
-    def generate(self, batch: dict, num_beams: int, max_new_tokens: int) -> torch.Tensor:
+    def generate(self, batch: dict, num_beams: int, max_new_tokens: int,
+                 processors: Sequence[LogitsProcessor] = ()) -> torch.Tensor:
+        """Greedy or beam search by genie's settings alone. `generate` fills every setting it is not
+        given from the backbone's own generation config, so that config is set aside for the call
+        (its special token ids kept): a checkpoint's no_repeat_ngram_size, forced end token or
+        length penalty cannot change what genie decodes."""
         encoder_states, mask, _, _ = self.encode(batch)
-        return self.backbone.generate(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states),
-                                      attention_mask=mask, num_beams=num_beams, do_sample=False,
-                                      max_new_tokens=max_new_tokens)
+        model = self.backbone.get_base_model() if isinstance(self.backbone, PeftModel) else self.backbone
+        own = model.generation_config
+        model.generation_config = GenerationConfig(
+            decoder_start_token_id=own.decoder_start_token_id, bos_token_id=own.bos_token_id,
+            eos_token_id=own.eos_token_id, pad_token_id=own.pad_token_id, forced_bos_token_id=own.forced_bos_token_id)
+        try:
+            return self.backbone.generate(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states),
+                                          attention_mask=mask, generation_config=GenerationConfig(
+                                              num_beams=num_beams, do_sample=False, max_new_tokens=max_new_tokens),
+                                          logits_processor=LogitsProcessorList(processors))
+        finally:
+            model.generation_config = own
 
     @torch.inference_mode()
     def generate_indices(self, batch: dict, grammar: Grammar, num_beams: int, max_new_tokens: int) -> list[list[int]]:
@@ -193,9 +234,9 @@ class GenieModel(nn.Module):
     @torch.inference_mode()
     def region_logits(self, batch: dict) -> torch.Tensor:
         """Teacher-force the given labels (a generated, re-encoded sequence) and score regions."""
-        encoder_states, mask, region_start, _ = self.encode(batch)
+        encoder_states, mask, region_states, _ = self.encode(batch)
         decoder_states, _ = self.decode(batch, encoder_states, mask)
-        return self.ground(decoder_states, encoder_states, region_start, batch)
+        return self.ground(decoder_states, region_states, batch)
 
     def save_pretrained(self, directory: str | Path, state_dict: dict | None = None) -> None:
         """Backbone in Hugging Face layout (only the adapters, with LoRA); region encoder and
@@ -207,7 +248,7 @@ class GenieModel(nn.Module):
         heads = {k: v.detach().cpu().contiguous() for k, v in state.items() if not k.startswith("backbone.")}
         save_file(heads, str(directory / HEADS_FILE))
         (directory / HEADS_CONFIG).write_text(json.dumps({
-            "feature_dim": self.feature_dim, "pointer_labels": self.pointer_labels,
+            "layout": LAYOUT, "feature_dim": self.feature_dim, "pointer_labels": self.pointer_labels,
             "regularizers": dataclasses.asdict(self.regularizer_config)}))
 
     @classmethod
@@ -215,6 +256,10 @@ class GenieModel(nn.Module):
         """A saved model; a LoRA one is its base model (named in the adapter config) plus adapters."""
         directory = Path(directory)
         config = json.loads((directory / HEADS_CONFIG).read_text())
+        if config.get("layout", 1) != LAYOUT:
+            raise GenieError(f"this model was trained on encoder input layout {config.get('layout', 1)} (1: regions "
+                             f"after the batch's padded text) and this genie reads layout {LAYOUT}; retrain it",
+                             directory)
         if (directory / "adapter_config.json").is_file():
             base = PeftConfig.from_pretrained(directory).base_model_name_or_path
             _, backbone = load_pretrained(base)

@@ -1,9 +1,12 @@
 """The record format shared by gold data and predictions (one JSON object per line).
 
-`{"id", "task", "tokens", "image_id", "entities": [{"start", "end", "text", "type", "boxes"[, "fine_type"]}]
-[, "relations": [{"head", "tail", "type"}]]}` with token offsets (end exclusive), xyxy pixel boxes
-(`boxes: []` means not in the image), FMNERG's fine type beside the coarse `type`, and relations
-whose `head` / `tail` index into `entities`. The optional fields are written only when set.
+`{"id", "task", "tokens", "image_id", "entities": [{"start", "end", "text", "type", "boxes"[, "fine_type"]
+[, "in_image"]}][, "relations": [{"head", "tail", "type"}]][, "unreadable"]}` with token offsets (end
+exclusive), xyxy pixel boxes (`boxes: []` means not in the image, unless `in_image` is true),
+FMNERG's fine type beside the coarse `type`, and relations whose `head` / `tail` index into
+`entities`. A prediction's `unreadable` counts what the model generated that could not be read
+into entities or relations: every metric counts those as wrong predictions. The optional fields
+are written only when set.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ class Entity:
     type: str
     boxes: list[Box] = field(default_factory=list)
     fine_type: str | None = None
+    # Said to be in the image though it has no box: a prediction whose image had no region to
+    # choose. It is then scored as groundable with no box, never as "not in the image".
+    in_image: bool = False
 
     @property
     def span(self) -> tuple[int, int]:
@@ -36,12 +42,14 @@ class Entity:
 
     @property
     def groundable(self) -> bool:
-        return bool(self.boxes)
+        return bool(self.boxes) or self.in_image
 
     def to_dict(self) -> dict:
         out = {"start": self.start, "end": self.end, "text": self.text, "type": self.type, "boxes": self.boxes}
         if self.fine_type is not None:
             out["fine_type"] = self.fine_type
+        if self.in_image and not self.boxes:
+            out["in_image"] = True
         return out
 
 
@@ -60,12 +68,15 @@ class Record:
     image_id: str
     entities: list[Entity] = field(default_factory=list)
     relations: list[Relation] = field(default_factory=list)
+    unreadable: int = 0  # predicted parts the parser could not read: wrong predictions, for every metric
 
     def to_dict(self) -> dict:
         out = {"id": self.id, "task": self.task, "tokens": self.tokens, "image_id": self.image_id,
                "entities": [e.to_dict() for e in self.entities]}
         if self.relations:
             out["relations"] = [{"head": r.head, "tail": r.tail, "type": r.type} for r in self.relations]
+        if self.unreadable:
+            out["unreadable"] = self.unreadable
         return out
 
     @classmethod
@@ -87,8 +98,11 @@ class Record:
             raise ValueError("'entities' and 'relations' must be lists")
         entities = [_entity_from_dict(ent, len(tokens), k) for k, ent in enumerate(raw_entities)]
         relations = [_relation_from_dict(rel, len(entities), k) for k, rel in enumerate(raw_relations)]
-        return cls(id=str(data["id"]), task=str(data["task"]), tokens=tokens,
-                   image_id=str(data["image_id"]), entities=entities, relations=relations)
+        unreadable = data.get("unreadable", 0)
+        if not _is_int(unreadable) or unreadable < 0:
+            raise ValueError(f"'unreadable' must be a count (an integer >= 0), got {unreadable!r}")
+        return cls(id=str(data["id"]), task=str(data["task"]), tokens=tokens, image_id=str(data["image_id"]),
+                   entities=entities, relations=relations, unreadable=unreadable)
 
 
 def _entity_from_dict(ent: object, n_tokens: int, k: int) -> Entity:
@@ -108,8 +122,13 @@ def _entity_from_dict(ent: object, n_tokens: int, k: int) -> Entity:
     fine_type = ent.get("fine_type")
     if fine_type is not None and not isinstance(fine_type, str):
         raise ValueError(f"entity {k} fine_type must be a string")
+    in_image = ent.get("in_image", False)
+    if not isinstance(in_image, bool):
+        raise ValueError(f"entity {k} in_image must be true or false")
+    if boxes and not in_image and "in_image" in ent:
+        raise ValueError(f"entity {k} has boxes but says in_image false")
     return Entity(start=start, end=end, text=str(ent.get("text", "")), type=str(ent["type"]),
-                  boxes=[list(b) for b in boxes], fine_type=fine_type)
+                  boxes=[list(b) for b in boxes], fine_type=fine_type, in_image=in_image and not boxes)
 
 
 def _relation_from_dict(rel: object, n_entities: int, k: int) -> Relation:

@@ -95,6 +95,8 @@ RECORDS = [
                                                             Entity(2, 3, "Paris", "LOC")]),
     Record("2", "jmere", ["Obama", "joins", "Acme"], "img2",
            [Entity(0, 1, "Obama", "per"), Entity(2, 3, "Acme", "org")], [Relation(0, 1, "member_of")]),
+    # A prediction: said to be in the image with no region left to choose, and unreadable parts.
+    Record("3", "gmner", ["Pak", "!"], "img3", [Entity(0, 1, "Pak", "LOC", in_image=True)], unreadable=2),
 ]
 
 

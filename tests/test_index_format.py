@@ -8,10 +8,10 @@ import random
 
 import pytest
 import torch
+from demo_sets import small_demos
 
 from genie.config import load_config
 from genie.data import Collator, GenieDataset
-from genie.demo import build_demo
 from genie.errors import GenieError
 from genie.formats import make_targets
 from genie.modeling import GenieModel
@@ -108,13 +108,17 @@ def test_unknown_or_unavailable_format_is_a_clear_error():
 
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demos")
-    for name in INDEX_TASKS:
-        build_demo(out / name, get_task(name).demo, n_train=60, n_dev=20, n_test=20, feature_dim=16)
-    return out
+    return small_demos(tmp_path_factory.mktemp("demos"), INDEX_TASKS, n_train=60, n_dev=20, n_test=20,
+                       feature_dim=16)
 
 
 def untrained(demos, name: str, backbone: str, seed: int):
+    task, model, dataset = untrained_dataset(demos, name, backbone, seed)
+    batch = Collator(dataset.targets.tokenizer.pad_token_id)([dataset[i] for i in range(len(dataset))])
+    return task, model, batch, dataset.records
+
+
+def untrained_dataset(demos, name: str, backbone: str, seed: int):
     torch.manual_seed(seed)
     task = get_task(name)
     cfg = load_config(f"configs/{name}.yaml", ["target_format=index", f"model.name={backbone}", "model.d_model=32",
@@ -125,9 +129,29 @@ def untrained(demos, name: str, backbone: str, seed: int):
     records = part.records["dev"]
     tokenizer, model = build_model(cfg, [part])
     targets = make_targets("index", task, tokenizer, cfg.model.max_source_length, cfg.model.max_target_length)
-    dataset = GenieDataset(records, targets, part.features)
-    batch = Collator(tokenizer.pad_token_id)([dataset[i] for i in range(len(dataset))])
-    return task, model.eval(), batch, records
+    return task, model.eval(), GenieDataset(records, targets, part.features)
+
+
+@pytest.mark.parametrize("backbone", ["tiny-t5", "tiny-bart"])
+def test_index_predictions_do_not_depend_on_the_batch(demos, backbone):
+    """In float64 (no rounding ties), each record's indices are the same whether its batch pads
+    the text to its own length or to a longer neighbour's (BART: absolute positions)."""
+    task, model, dataset = untrained_dataset(demos, "gmner", backbone, 0)
+    model = model.double()
+    collate = Collator(dataset.targets.tokenizer.pad_token_id)
+    grammar = task.index_format.grammar
+
+    def decoded(size: int) -> list[list[int]]:
+        out = []
+        for start in range(0, len(dataset), size):
+            batch = collate([dataset[i] for i in range(start, min(start + size, len(dataset)))])
+            out += model.generate_indices(batch, grammar, 2, 30)
+        return out
+
+    alone = decoded(1)
+    assert len({len(s) for s in alone}) > 1  # the sequences are not all alike
+    for size in (7, len(dataset)):
+        assert decoded(size) == alone
 
 
 @pytest.mark.parametrize("name", INDEX_TASKS)
@@ -189,15 +213,16 @@ def test_cached_greedy_decoding_matches_teacher_forced_argmax(demos):
             state = grammar.advance(state, index)
 
 
-def test_the_grounding_state_is_the_one_fed_the_marker(demos):
+def test_grounding_pools_the_state_deciding_the_marker_and_the_one_fed_it(demos):
     task, model, batch, records = untrained(demos, "gmner", "tiny-t5", 0)
     region = task.index_format.grammar.index[REGION]
     slots = 0
     for s, example in enumerate(batch["slot_example"].tolist()):
-        position = int(batch["slot_pool"][s].nonzero())
-        assert batch["labels"][example, position - 1] == region  # fed the marker...
-        assert batch["labels"][example, position].item() in {task.index_format.grammar.index[f"type:{t}"]
-                                                              for t in task.labels}  # ...predicting the type
+        deciding, fed = batch["slot_pool"][s].nonzero().flatten().tolist()
+        assert batch["slot_pool"][s, deciding] == batch["slot_pool"][s, fed] == 0.5
+        assert batch["labels"][example, deciding] == region  # predicting the marker...
+        assert fed == deciding + 1 and batch["labels"][example, fed].item() in {
+            task.index_format.grammar.index[f"type:{t}"] for t in task.labels}  # ...then fed it, predicting the type
         slots += 1
     assert slots == sum(e.groundable for r in records for e in r.entities) > 0
 

@@ -7,10 +7,10 @@ import json
 from collections import Counter
 
 import pytest
+from demo_sets import small_demos
 from roundtrip import assert_perfect
 from test_cli import assert_one_line_error, genie
 
-from genie.demo import build_demo
 from genie.errors import GenieError
 from genie.instructions import KEYS, read_examples
 from genie.prompts import SETS, load_prompts
@@ -20,10 +20,7 @@ from genie.tasks import TASKS, get_task
 
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demos")
-    for name, task in TASKS.items():
-        build_demo(out / name, task.demo, n_train=5, n_dev=40, n_test=5, feature_dim=4)
-    return out
+    return small_demos(tmp_path_factory.mktemp("demos"), n_train=5, n_dev=40, n_test=5, feature_dim=4)
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))

@@ -80,6 +80,8 @@ def test_a_multi_task_run_reports_each_task_and_decodes_a_mixed_file(tmp_path):
     gold = {name: read_records(demo / name / "test.jsonl") for name in ("mner", "mre")}
     assert metrics["mner"]["mner"]["gold"] == sum(len(r.entities) for r in gold["mner"])
     assert metrics["mre"]["mre"]["gold"] == sum(len(r.relations) for r in gold["mre"])
+    for name in gold:  # each task's own grammar constrains its part of the decoding
+        assert metrics[name]["parser"]["malformed"] == metrics[name]["parser"]["unmatched"] == 0
     predictions = read_records(out / "test_predictions.jsonl")
     assert [r.id for r in predictions] == [r.id for name in ("mner", "mre") for r in gold[name]]
 

@@ -7,10 +7,12 @@ module that calls `register`, nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from genie.demo import DemoSpec
 from genie.errors import GenieError
 from genie.records import Entity, Record, Relation
+from genie.tasks.text_grammar import AnyWriter, TextGrammar, Writer
 
 
 @dataclass
@@ -41,7 +43,8 @@ class Parsed:
 
 
 class Task:
-    """Base class; subclasses set the class attributes and implement the four methods."""
+    """Base class; subclasses set the class attributes (`metric` as a staticmethod of `eval/`) and
+    implement `linearize` and `parse`."""
 
     name: str = ""
     labels: tuple[str, ...] = ()  # entity types, or relation labels for relation tasks
@@ -49,6 +52,7 @@ class Task:
     grounded: bool = False  # has a grounding head
     demo: DemoSpec  # the embedded synthetic corpus `make train` uses
     index_format = None  # EntityIndexFormat / TripleIndexFormat, for tasks that have one
+    metric: Callable[[list[Record], list[Record]], dict]  # (gold, predicted) -> scores
 
     @property
     def label_words(self) -> tuple[str, ...]:
@@ -64,8 +68,19 @@ class Task:
     def parse(self, text: str, record: Record) -> Parsed:
         raise NotImplementedError
 
-    def evaluate(self, gold: list[Record], pred: list[Record]) -> dict:
+    def text_grammar(self, record: Record, writer: Writer = AnyWriter()) -> TextGrammar:
+        """The text targets `parse` reads whole for `record`, with only words `writer` (the
+        tokenizer) can write: what constrained text decoding may generate."""
         raise NotImplementedError
+
+    def evaluate(self, gold: list[Record], pred: list[Record]) -> dict:
+        """The task's scores; a record of another task, on either side, is an error naming it."""
+        for side, records in (("gold", gold), ("predicted", pred)):
+            other = next((r for r in records if r.task != self.name), None)
+            if other is not None:
+                raise GenieError(f"{side} record {other.id!r} is a {other.task} record, not {self.name}: "
+                                 f"score it with --task {other.task}")
+        return self.metric(gold, pred)
 
 
 TASKS: dict[str, Task] = {}

@@ -14,7 +14,8 @@ import re
 from genie.errors import GenieError
 from genie.records import Entity, Record
 from genie.tasks.base import Parsed, Target, Task
-from genie.tasks.mentions import Mentions, article, name_pattern
+from genie.tasks.mentions import NUMBER_TEXT, MentionSlot, Mentions, article, name_pattern
+from genie.tasks.text_grammar import AnyWriter, Slot, TextGrammar, Writer
 
 SEPARATOR = " [SEP] "
 IN_IMAGE = "which is in the image"
@@ -37,6 +38,12 @@ def clauses(text: str) -> list[tuple[int, str]]:
             out.append((offset + len(part) - len(part.lstrip()), stripped))
         offset += len(part) + len(SEPARATOR.strip())
     return out
+
+
+def mention_words(tokens: list[str], writer: Writer) -> list[bool]:
+    """Which words a generated mention can hold: the tokenizer can write them, and they do not
+    contain the separator (the parser would split the clause there)."""
+    return [writer.writable(word) and SEPARATOR.strip() not in word for word in tokens]
 
 
 class EntityTextFormat:
@@ -83,6 +90,16 @@ class EntityTextFormat:
                              f"({', '.join(known[:12])}{', ...' if len(known) > 12 else ''})")
         return self.phrases[key]
 
+    def grammar(self, record: Record, writer: Writer) -> TextGrammar:
+        """Every target this format can write for `record` that `parse` reads whole."""
+        usable = mention_words(record.tokens, writer)
+        slots = [MentionSlot("mention", record.tokens, sequential=True, usable=usable,
+                             numbering=writer.writable(NUMBER_TEXT)),
+                 Slot("type", {f" is {phrase}": key for key, phrase in self.phrases.items()})]
+        if self.grounded:
+            slots.append(Slot("image", {f", {IN_IMAGE}": True, f", {NOT_IN_IMAGE}": False}))
+        return TextGrammar(slots, SEPARATOR, writer=writer, unwritable_words=usable.count(False))
+
     def parse(self, text: str, record: Record) -> Parsed:
         parsed = Parsed()
         mentions = Mentions(record.tokens, sequential=True)
@@ -118,3 +135,6 @@ class EntityTextTask(Task):
 
     def parse(self, text: str, record: Record) -> Parsed:
         return self.text_format.parse(text, record)
+
+    def text_grammar(self, record: Record, writer: Writer = AnyWriter()) -> TextGrammar:
+        return self.text_format.grammar(record, writer)

@@ -6,7 +6,6 @@ from eval.fmnerg import evaluate_fmnerg
 from genie.demo import EntityDemo
 from genie.demo.entities import FMNERG_CONTEXTS
 from genie.labels import FMNERG_TYPES
-from genie.records import Record
 from genie.tasks.base import register
 from genie.tasks.entity_text import EntityTextTask
 from genie.tasks.index_format import EntityIndexFormat
@@ -23,13 +22,12 @@ class FMNERG(EntityTextTask):
     name = "fmnerg"
     labels = tuple(fine for _, fine in KEYS)
     headline = "fmnerg"
+    metric = staticmethod(evaluate_fmnerg)
     grounded = True
     phrases = {(c, f): f"{article(c)} {words(c)} and {article(f)} {words(f)}" for c, f in KEYS}
     index_format = EntityIndexFormat(tuple(FMNERG_TYPES), grounded=True, fine=FMNERG_TYPES)
     demo = EntityDemo("fmnerg", KEYS, FMNERG_CONTEXTS, names_per_key=1)  # a name per fine type
 
-    def evaluate(self, gold: list[Record], pred: list[Record]) -> dict:
-        return evaluate_fmnerg(gold, pred)
 
 
 register(FMNERG())

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from eval.gmner import evaluate_gmner
+from eval.gmner import gmner_report
 from genie.demo import EntityDemo
 from genie.demo.entities import GMNER_CONTEXTS
 from genie.labels import NER_WORDS
-from genie.records import Record
 from genie.tasks.base import register
 from genie.tasks.entity_text import EntityTextTask, type_phrases
 from genie.tasks.index_format import EntityIndexFormat
@@ -18,14 +17,13 @@ class GMNER(EntityTextTask):
     name = "gmner"
     labels = TYPES
     headline = "gmner"
+    metric = staticmethod(gmner_report)
     grounded = True
     phrases = type_phrases({t: NER_WORDS[t] for t in TYPES})
     label_words = tuple(NER_WORDS[t] for t in TYPES)
     index_format = EntityIndexFormat(TYPES, grounded=True)
     demo = EntityDemo("gmner", tuple((t, None) for t in TYPES), GMNER_CONTEXTS)
 
-    def evaluate(self, gold: list[Record], pred: list[Record]) -> dict:
-        return evaluate_gmner(gold, pred)
 
 
 register(GMNER())

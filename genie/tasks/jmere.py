@@ -10,6 +10,7 @@ round trip is exact.
 from __future__ import annotations
 
 import re
+from typing import Hashable
 
 from eval.jmere import evaluate_jmere
 from genie.demo import RelationDemo
@@ -17,9 +18,10 @@ from genie.errors import GenieError
 from genie.labels import JMERE_RELATIONS, NO_RELATION, RELATION_TYPE_WORDS, RELATION_TYPES
 from genie.records import Entity, Record, Relation
 from genie.tasks.base import Parsed, Target, Task, register
-from genie.tasks.entity_text import SEPARATOR, clauses
+from genie.tasks.entity_text import SEPARATOR, clauses, mention_words
 from genie.tasks.index_format import TripleIndexFormat
-from genie.tasks.mentions import Mentions, article, name_pattern
+from genie.tasks.mentions import NUMBER_TEXT, MentionSlot, Mentions, article, name_pattern
+from genie.tasks.text_grammar import AnyWriter, Slot, TextGrammar, Writer
 
 TYPE_PHRASES = {t: f"{article(w)} {w}" for t, w in RELATION_TYPE_WORDS.items()}
 RELATION_WORDS = {r: r.replace("_", " ") for r in JMERE_RELATIONS}
@@ -29,10 +31,39 @@ def _alternatives(phrases) -> str:
     return "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
 
 
+class TailType(Slot):
+    """The tail's type, but not the head's when the tail names the head's span: the parser drops
+    an entity in relation with itself."""
+
+    def __init__(self, name: str, options: dict[str, str]):
+        super().__init__(name, options)
+        self.reserve = sorted(self.options, key=len)[1]  # the shortest may be the head's type
+
+    def _allowed(self, values: tuple) -> dict[bytes, object]:
+        given = dict(values)
+        same = given["tail"] == given["head"]
+        return {text: kind for text, kind in self.options.items() if not (same and kind == given["head_type"])}
+
+    def extends(self, read: bytes, values: tuple, memory: Hashable) -> bool:
+        return any(len(text) > len(read) and text.startswith(read) for text in self._allowed(values))
+
+    def following(self, read: bytes, values: tuple, memory: Hashable) -> set[int]:
+        return {text[len(read)] for text in self._allowed(values) if len(text) > len(read) and text.startswith(read)}
+
+    def value(self, read: bytes, values: tuple, memory: Hashable) -> tuple[object, Hashable] | None:
+        allowed = self._allowed(values)
+        return (allowed[read], memory) if read in allowed else None
+
+    def rest(self, read: bytes, values: tuple, memory: Hashable) -> bytes | None:
+        return min((text[len(read):] for text in self._allowed(values) if text.startswith(read)), key=len,
+                   default=None)
+
+
 class JMERE(Task):
     name = "jmere"
     labels = JMERE_RELATIONS
     headline = "jmere"
+    metric = staticmethod(evaluate_jmere)
     grounded = False
     index_format = TripleIndexFormat(RELATION_TYPES, JMERE_RELATIONS, skip=NO_RELATION)
     demo = RelationDemo("jmere", joint=True)
@@ -90,8 +121,14 @@ class JMERE(Task):
                                              self.relations[match["relation"]]))
         return parsed
 
-    def evaluate(self, gold: list[Record], pred: list[Record]) -> dict:
-        return evaluate_jmere(gold, pred)
+    def text_grammar(self, record: Record, writer: Writer = AnyWriter()) -> TextGrammar:
+        usable, numbering = mention_words(record.tokens, writer), writer.writable(NUMBER_TEXT)
+        types = {f" is {phrase}": kind for kind, phrase in TYPE_PHRASES.items()}
+        slots = [MentionSlot("head", record.tokens, sequential=False, usable=usable, numbering=numbering),
+                 Slot("head_type", types), Slot("relation", {f", {words}, ": r for r, words in RELATION_WORDS.items()}),
+                 MentionSlot("tail", record.tokens, sequential=False, usable=usable, numbering=numbering),
+                 TailType("tail_type", types)]
+        return TextGrammar(slots, SEPARATOR, writer=writer, unwritable_words=usable.count(False))
 
 
 register(JMERE())

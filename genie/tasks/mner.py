@@ -6,7 +6,6 @@ from eval.mner import evaluate_mner
 from genie.demo import EntityDemo
 from genie.demo.entities import GMNER_CONTEXTS
 from genie.labels import NER_TYPES, NER_WORDS
-from genie.records import Record
 from genie.tasks.base import register
 from genie.tasks.entity_text import EntityTextTask, type_phrases
 from genie.tasks.index_format import EntityIndexFormat
@@ -16,6 +15,7 @@ class MNER(EntityTextTask):
     name = "mner"
     labels = NER_TYPES
     headline = "mner"
+    metric = staticmethod(evaluate_mner)
     grounded = False
     phrases = type_phrases(NER_WORDS)
     label_words = tuple(NER_WORDS[t] for t in NER_TYPES)
@@ -23,8 +23,6 @@ class MNER(EntityTextTask):
     # The GMNER demo's tweets without their boxes (the image is still model input).
     demo = EntityDemo("mner", tuple((t, None) for t in GMNER_CONTEXTS), GMNER_CONTEXTS, boxes=False)
 
-    def evaluate(self, gold: list[Record], pred: list[Record]) -> dict:
-        return evaluate_mner(gold, pred)
 
 
 register(MNER())

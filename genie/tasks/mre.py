@@ -16,6 +16,8 @@ from genie.errors import GenieError
 from genie.labels import JMERE_RELATIONS, MNRE_LABELS, NO_RELATION, RELATION_TYPE_WORDS, UNTYPED, split_path
 from genie.records import Entity, Record, Relation
 from genie.tasks.base import Parsed, Target, Task, register
+from genie.tasks.entity_text import SEPARATOR
+from genie.tasks.text_grammar import AnyWriter, Slot, TextGrammar, Writer
 
 
 def verbalize(label: str) -> str:
@@ -34,6 +36,7 @@ class MRE(Task):
     name = "mre"
     labels = MNRE_LABELS
     headline = "mre"
+    metric = staticmethod(evaluate_mre)
     grounded = False
     demo = RelationDemo("mre", joint=False)
     readings = {verbalize(label): label for label in MNRE_LABELS}
@@ -74,8 +77,9 @@ class MRE(Task):
         relations = [Relation(0, 1, label)] if label and label != NO_RELATION else []
         return Parsed(entities=entities, relations=relations, malformed=int(label is None))
 
-    def evaluate(self, gold: list[Record], pred: list[Record]) -> dict:
-        return evaluate_mre(gold, pred)
+    def text_grammar(self, record: Record, writer: Writer = AnyWriter()) -> TextGrammar:
+        """Exactly one relation in words: the pair is given, so no word of the tweet is written."""
+        return TextGrammar([Slot("relation", self.readings)], SEPARATOR, min_units=1, max_units=1, writer=writer)
 
 
 register(MRE())
