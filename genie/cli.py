@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 import os
+import shlex
+import signal
 import sys
 import typing
 from pathlib import Path
@@ -72,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("store", type=Path)
 
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not sys.stderr.isatty():  # a log file: a progress line every 30 s, not every update (tqdm reads TQDM_*)
+        os.environ.setdefault("TQDM_MININTERVAL", "30")
     try:
         return COMMANDS[args.command](args)
     except GenieError as exc:
@@ -127,12 +132,28 @@ def _convert(args) -> int:
 
 def _train(args) -> int:
     from genie.config import load_config
+    from genie.run_folder import Interrupted
     from genie.train import train
 
     overrides = [*args.overrides, *([f"model.name={args.model}"] if args.model else [])]
-    metrics = train(load_config(args.config, overrides))
+    if args.config is None:
+        print("genie: no --config: the gmner demo with built-in defaults (configs/<task>.yaml has each task's "
+              "tuned settings)", file=sys.stderr)
+    signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop: the same one line as Ctrl-C
+    try:
+        metrics = train(load_config(args.config, overrides))
+    except Interrupted as stop:
+        if os.environ.get("RANK", "0") == "0":
+            again = ("the same accelerate launch command" if int(os.environ.get("WORLD_SIZE", "1")) > 1
+                     else shlex.join(["genie", *args.argv]))
+            print(f"genie: {stop}; resume with: {again}", file=sys.stderr)
+        return 130
     print(json.dumps(metrics, indent=2))
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _decode(args) -> int:

@@ -137,7 +137,7 @@ class RegularizersConfig:
 
 @dataclass
 class TrainConfig:
-    output_dir: str = "runs/gmner"
+    output_dir: str | None = None  # None: runs/<task> for the demo, runs/<task>-<data folder name> for data.dir
     epochs: int = bounded(10, 1)
     batch_size: int = bounded(16, 1)
     gradient_accumulation_steps: int = bounded(1, 1)
@@ -150,7 +150,8 @@ class TrainConfig:
     eval_every_epochs: int = bounded(1, 1)
     checkpoint_every_steps: int = bounded(0, 0)  # 0: one checkpoint per epoch
     keep_checkpoints: int = bounded(1, 1)  # the newest N are kept
-    resume: bool = True  # continue from the newest checkpoint in output_dir, if any
+    resume: bool = True  # the same run in output_dir (same config, data, processes): continue it
+    overwrite: bool = False  # another run in output_dir: replace it (kept until this one has a checkpoint)
     max_steps: int = bounded(0, 0)  # stop after this many optimizer steps (0: run all epochs)
     # A NaN or inf loss (or gradient norm): stop with a message naming the step, or skip the
     # optimizer step it is part of (counted in test_metrics.json). Either way no weight changes.
@@ -198,7 +199,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise GenieError("config file not found", path)
+            known = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
+            raise GenieError("config file not found" + (f" (configs there: {', '.join(known)})" if known else ""),
+                             path)
         try:
             data = yaml.safe_load(read_text(path)) or {}
         except yaml.YAMLError as exc:
@@ -207,18 +210,25 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
                              None if line is None else line + 1) from None
         if not isinstance(data, dict):
             raise GenieError("a config must be a mapping of sections", path)
+    if overrides:  # a wrong key or value on the command line is blamed on it, not on the file
+        _build(GenieConfig, _apply(overrides, {}), "the command line", prefix="")
+    return _build(GenieConfig, _apply(overrides, data), source, prefix="")
+
+
+def _apply(overrides: list[str] | tuple[str, ...], data: dict) -> dict:
+    """`section.key=value` items (values read as YAML) set in the nested mapping `data`."""
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise GenieError(f"override '{item}' is not key=value")
+            raise GenieError(f"override '{item}' is not key=value", "the command line")
         node = data
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise GenieError(f"override '{item}': '{part}' is not a section")
+                raise GenieError(f"override '{item}': '{part}' is not a section", "the command line")
         node[leaf] = yaml.safe_load(raw) if raw else None
-    return _build(GenieConfig, data, source, prefix="")
+    return data
 
 
 def _build(cls: type, data: dict, source: str, prefix: str):

@@ -108,14 +108,23 @@ def _ground(model, dataset: GenieDataset, collate: Collator, batch: dict, output
     return boxes
 
 
+def model_folder(path: Path) -> Path:
+    """The trained model in `path`: a run folder's best/, or the folder itself."""
+    if (path / "best" / "genie.yaml").is_file():
+        return path / "best"
+    if (path / "genie.yaml").is_file() and not (path / "checkpoints").is_dir():
+        return path
+    raise GenieError("not a genie checkpoint, nor a run folder with a best/ one (a run writes best/ at its "
+                     "first dev evaluation)", path)
+
+
 def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_dir: str | None = None,
                 overrides: list[str] = (), on_bad_line: str = "error") -> dict:
     """`genie decode`: a trained checkpoint folder + record (or instruction) JSONL -> prediction
     JSONL in input order. A multi-task model decodes each task's records with that task's parser.
     Killed, the same command resumes from `<output>.partial` (`DecodeJournal`). With
     `on_bad_line="skip"`, input lines that are not records are counted and left out."""
-    if not (checkpoint / "genie.yaml").is_file():
-        raise GenieError("not a genie checkpoint (no genie.yaml; pass a run's best/ folder)", checkpoint)
+    checkpoint = model_folder(checkpoint)
     cfg = load_config(checkpoint / "genie.yaml", overrides)
     if features_dir:
         cfg = replace(cfg, features=replace(cfg.features, dir=features_dir))

@@ -98,9 +98,6 @@ class FeatureSource:
         if max_regions < 1 or feature_dim < 1:
             raise GenieError(f"features.max_regions ({max_regions}) and features.feature_dim "
                              f"({feature_dim}) must be positive")
-        if directory is None and on_missing == "error":
-            raise GenieError("no region-feature folder given; set features.dir, or pass "
-                             "features.on_missing=zeros to train without them")
         if directory is not None and not Path(directory).is_dir():
             raise GenieError("region-feature folder not found", directory)
         self.directory = Path(directory) if directory is not None else None
@@ -169,8 +166,15 @@ class FeatureSource:
         self.seen |= seen
         self.missing |= missing
 
+    @property
+    def text_only(self) -> bool:
+        """No feature folder: every image gets zero regions (a documented mode, README)."""
+        return self.directory is None
+
     def report(self) -> str:
         """One line for the run log, so zero features are never silent."""
+        if self.text_only:
+            return f"region features: none (text-only: features.dir unset), zeros for all {len(self.seen)} images"
         if not self.missing:
             return f"region features: all {len(self.seen)} images found"
         return f"region features: {len(self.missing)} of {len(self.seen)} images missing, used zeros"

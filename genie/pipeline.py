@@ -71,14 +71,11 @@ def load_task_data(cfg: GenieConfig, task: Task) -> TaskData:
     """A task's splits from `data.dir` (`data.dir/<task>/` in a multi-task run) or its demo,
     as record or instruction-format JSONL."""
     if cfg.data.dir is None:
-        data_dir = Path(cfg.data.demo_dir) / task.name
-        build_demo(data_dir, task.demo, seed=cfg.data.demo_seed, n_train=cfg.data.demo_train_tweets,
-                   feature_dim=cfg.features.dim, noise_share=cfg.data.demo_noise_share)
-    else:
-        data_dir = Path(cfg.data.dir) / (task.name if len(cfg.tasks) > 1 else "")
+        build_demo(Path(cfg.data.demo_dir) / task.name, task.demo, seed=cfg.data.demo_seed,
+                   n_train=cfg.data.demo_train_tweets, feature_dim=cfg.features.dim,
+                   noise_share=cfg.data.demo_noise_share)
     records, instructions, skipped = {}, {}, {}
-    for split in SPLITS:
-        path = data_dir / getattr(cfg.data, split)
+    for split, path in split_files(cfg, task).items():
         bad_lines = BadLines() if cfg.data.on_bad_line == "skip" else None
         rows, given = read_examples(path, bad_lines)
         if bad_lines and bad_lines.count:
@@ -91,6 +88,16 @@ def load_task_data(cfg: GenieConfig, task: Task) -> TaskData:
     features = feature_source(cfg, task_features_dir(cfg, task))
     features.check(r.image_id for split in SPLITS for r in records[split])
     return TaskData(task, records, instructions, features, skipped)
+
+
+def split_files(cfg: GenieConfig, task: Task) -> dict[str, Path]:
+    """A task's train / dev / test files: its demo's, or under `data.dir` (`data.dir/<task>/` in a
+    multi-task run)."""
+    if cfg.data.dir is None:
+        data_dir = Path(cfg.data.demo_dir) / task.name
+    else:
+        data_dir = Path(cfg.data.dir) / (task.name if len(cfg.tasks) > 1 else "")
+    return {split: data_dir / getattr(cfg.data, split) for split in SPLITS}
 
 
 def instructions_for(cfg: GenieConfig, task: Task, records: list[Record],

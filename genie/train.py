@@ -11,13 +11,20 @@ import json
 import logging
 import math
 import shutil
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
+from accelerate.utils import (
+    DistributedDataParallelKwargs,
+    broadcast_object_list,
+    gather_object,
+    set_seed,
+)
 from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_scheduler
@@ -30,12 +37,21 @@ from genie.errors import GenieError
 from genie.formats import make_targets
 from genie.io import atomic_write
 from genie.modeling import GenieModel
-from genie.pipeline import SPLITS, build_model, load_task_data, run_tasks, with_demo_features
+from genie.pipeline import (
+    SPLITS,
+    build_model,
+    load_task_data,
+    run_tasks,
+    split_files,
+    with_demo_features,
+)
 from genie.records import write_records
+from genie.run_folder import Interrupted, RunFolder, default_output_dir, fingerprint
 from genie.sampling import TemperatureSampler
 from genie.tasks import Task
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -55,6 +71,14 @@ class LoopState:
         self.__dict__.update(state)
 
 
+class _TiedEmbeddings(logging.Filter):
+    """accelerate warns at every `save_state` that it "Removed shared tensor" while saving: T5's and
+    BART's input and output embeddings are one tied matrix, saved once and tied again on load."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Removed shared tensor" not in record.getMessage()
+
+
 @dataclass
 class Part:
     """A task's datasets and evaluation loaders in the run."""
@@ -66,19 +90,44 @@ class Part:
 
 def train(cfg: GenieConfig) -> dict:
     """Train, select on dev, decode test with the best checkpoint; returns the test metrics
-    (a multi-task run: each task's, and the mean of their headline F1)."""
+    (a multi-task run: each task's, and the mean of their headline F1). The run folder is locked
+    for the run; Ctrl-C or SIGTERM raise `Interrupted`, naming the last checkpoint."""
+    cfg = replace(cfg, train=replace(cfg.train, output_dir=cfg.train.output_dir or default_output_dir(cfg)))
     out = Path(cfg.train.output_dir)
     accelerator = Accelerator(gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
                               mixed_precision=cfg.train.mixed_precision, project_dir=str(out),
                               # A batch without grounding slots leaves the grounding head out of the loss.
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    logging.getLogger("accelerate.utils.other").addFilter(_TiedEmbeddings())
+    folder = RunFolder(out)
+    _on_main(accelerator, folder.lock)
+    try:
+        return _run(accelerator, cfg, folder)
+    except KeyboardInterrupt:
+        raise Interrupted(out, _latest(out / "checkpoints") if folder.claimed else None) from None
+    finally:
+        folder.release()
+
+
+def _run(accelerator: Accelerator, cfg: GenieConfig, folder: RunFolder) -> dict:
+    out = folder.path
+    accelerator.print(f"run folder: {out}")
     set_seed(cfg.train.seed)
     tasks = run_tasks(cfg)
     cfg = with_demo_features(cfg)  # saved with the model for decode
     with accelerator.main_process_first():  # the main process builds the demo, the others then read it
         data = [load_task_data(cfg, task) for task in tasks]
+    if any(part.features.text_only for part in data):
+        accelerator.print("text-only run: features.dir is unset, so the model sees no image (README, Text-only runs)")
+    files = {f"{task.name}/{split}": path for task in tasks for split, path in split_files(cfg, task).items()}
+    inputs = (*files.values(), *(part.features.directory for part in data if part.features.directory))
+    claim = _on_main(accelerator, lambda: folder.claim(fingerprint(cfg, files, accelerator.num_processes),
+                                                       cfg.train.resume, cfg.train.overwrite, inputs))
+    if claim == "finished":
+        accelerator.print(f"{out}: this run has finished (nothing trained); its test metrics:")
+        return json.loads((out / "test_metrics.json").read_text(encoding="utf-8"))
     checkpoints = out / "checkpoints"
-    resume_from = _latest(checkpoints) if cfg.train.resume else None
+    resume_from = _latest(checkpoints) if claim == "resume" else None
     # A resumed tiny model must keep the vocabulary its checkpoint was trained with.
     saved_tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer") if resume_from else None
     tokenizer, model = build_model(cfg, data, saved_tokenizer)
@@ -139,54 +188,55 @@ def train(cfg: GenieConfig) -> dict:
     size = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())  # ZeRO-3 partitions weights
     accelerator.print(f"{size:,} parameters, {total_steps} steps, {accelerator.num_processes} process(es)")
 
-    progress = tqdm(total=total_steps, initial=state.completed_steps, desc="train",
-                    disable=not accelerator.is_local_main_process)
-    while state.epoch < cfg.train.epochs and state.completed_steps < total_steps:
-        model.train()
-        train_loader.set_epoch(state.epoch)
-        loader = accelerator.skip_first_batches(train_loader, state.step_in_epoch) if state.step_in_epoch else train_loader
-        dropped = False  # a NaN or inf in this optimizer step's batches: nothing of it is applied
-        for batch in loader:
-            with accelerator.accumulate(model):
-                losses = model(batch, cfg.train.grounding_weight)
-                finite = _all_finite(accelerator, losses["loss"])
-                if finite:
-                    accelerator.backward(losses["loss"])
-                if finite and accelerator.sync_gradients:
-                    finite = _all_finite(accelerator, accelerator.clip_grad_norm_(model.parameters(), 1.0))
-                if not finite and not dropped:
-                    _nonfinite(accelerator, cfg, state, losses, checkpoints)
-                dropped = dropped or not finite
-                if not (dropped and accelerator.sync_gradients):
-                    optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()  # also clears what a dropped step had accumulated
-            state.step_in_epoch += 1
-            if accelerator.sync_gradients:
-                dropped = False
-                state.completed_steps += 1
-                progress.update(1)
-                progress.set_postfix({name.removesuffix("_loss"): f"{value.item():.3f}"
-                                      for name, value in losses.items()})
-                every = cfg.train.checkpoint_every_steps
-                if every and state.completed_steps % every == 0:
-                    _checkpoint(accelerator, checkpoints, state, cfg.train.keep_checkpoints)
-                if state.completed_steps >= total_steps:
-                    break
-        state.epoch += 1
-        state.step_in_epoch = 0
-        if state.epoch % cfg.train.eval_every_epochs == 0 or state.completed_steps >= total_steps:
-            scores = {part.task.name: _evaluate(accelerator, model, part, "dev", cfg)[0][part.task.headline]["f1"]
-                      for part in parts}
-            metric = sum(scores.values()) / len(scores)
-            accelerator.print(f"epoch {state.epoch}: dev " + ", ".join(
-                f"{parts[k].task.headline} F1 {f1:.2f}" for k, f1 in enumerate(scores.values()))
-                + (f", mean {metric:.2f}" if len(parts) > 1 else ""))
-            if metric > state.best_metric:
-                state.best_metric = metric
-                _save_best(accelerator, model, tokenizer, cfg, out)
-        _checkpoint(accelerator, checkpoints, state, cfg.train.keep_checkpoints)
-    progress.close()
+    with tqdm(total=total_steps, initial=state.completed_steps, desc="train",
+              disable=not accelerator.is_local_main_process) as progress:  # closed on an interrupt too
+        while state.epoch < cfg.train.epochs and state.completed_steps < total_steps:
+            model.train()
+            train_loader.set_epoch(state.epoch)
+            loader = train_loader
+            if state.step_in_epoch:  # resumed mid-epoch: the batches already seen are skipped
+                loader = accelerator.skip_first_batches(train_loader, state.step_in_epoch)
+            dropped = False  # a NaN or inf in this optimizer step's batches: nothing of it is applied
+            for batch in loader:
+                with accelerator.accumulate(model):
+                    losses = model(batch, cfg.train.grounding_weight)
+                    finite = _all_finite(accelerator, losses["loss"])
+                    if finite:
+                        accelerator.backward(losses["loss"])
+                    if finite and accelerator.sync_gradients:
+                        finite = _all_finite(accelerator, accelerator.clip_grad_norm_(model.parameters(), 1.0))
+                    if not finite and not dropped:
+                        _nonfinite(accelerator, cfg, state, losses, checkpoints)
+                    dropped = dropped or not finite
+                    if not (dropped and accelerator.sync_gradients):
+                        optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()  # also clears what a dropped step had accumulated
+                state.step_in_epoch += 1
+                if accelerator.sync_gradients:
+                    dropped = False
+                    state.completed_steps += 1
+                    progress.update(1)
+                    progress.set_postfix({name.removesuffix("_loss"): f"{value.item():.3f}"
+                                          for name, value in losses.items()}, refresh=False)
+                    every = cfg.train.checkpoint_every_steps
+                    if every and state.completed_steps % every == 0:
+                        _checkpoint(accelerator, folder, state, cfg.train.keep_checkpoints)
+                    if state.completed_steps >= total_steps:
+                        break
+            state.epoch += 1
+            state.step_in_epoch = 0
+            if state.epoch % cfg.train.eval_every_epochs == 0 or state.completed_steps >= total_steps:
+                scores = {part.task.name: _evaluate(accelerator, model, part, "dev", cfg)[0][part.task.headline]["f1"]
+                          for part in parts}
+                metric = sum(scores.values()) / len(scores)
+                accelerator.print(f"epoch {state.epoch}: dev " + ", ".join(
+                    f"{parts[k].task.headline} F1 {f1:.2f}" for k, f1 in enumerate(scores.values()))
+                    + (f", mean {metric:.2f}" if len(parts) > 1 else ""))
+                if metric > state.best_metric:
+                    state.best_metric = metric
+                    _save_best(accelerator, model, tokenizer, cfg, out)
+            _checkpoint(accelerator, folder, state, cfg.train.keep_checkpoints)
 
     accelerator.wait_for_everyone()
     best = GenieModel.from_pretrained(out / "best")
@@ -201,6 +251,7 @@ def train(cfg: GenieConfig) -> dict:
     else:
         metrics = {**results, "mean": sum(results[p.task.name][p.task.headline]["f1"] for p in parts) / len(parts)}
     metrics["dev_best"] = state.best_metric
+    metrics["text_only"] = any(part.features.text_only for part in data)
     metrics["skipped_steps"] = state.skipped_steps
     skipped = {f"{part.task.name}/{split}": report for part in data for split, report in part.skipped.items()}
     if skipped:
@@ -227,6 +278,21 @@ def _train_loader(cfg: GenieConfig, sets: list[GenieDataset], collate: Collator)
     return DataLoader(ConcatDataset(sets), batch_sampler=batches, collate_fn=collate,
                       num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0,
                       generator=torch.Generator().manual_seed(cfg.train.seed))
+
+
+def _on_main(accelerator: Accelerator, action: Callable[[], T]) -> T:
+    """`action` on the main process, its result (or GenieError) handed to every process, so all
+    of them go on or stop together."""
+    outcome: list = [None]
+    if accelerator.is_main_process:
+        try:
+            outcome = [(action(), None)]
+        except GenieError as exc:
+            outcome = [(None, (exc.problem, exc.path))]
+    value, error = broadcast_object_list(outcome)[0]
+    if error:
+        raise GenieError(*error)
+    return value
 
 
 def _all_finite(accelerator: Accelerator, value: torch.Tensor | None) -> bool:
@@ -283,8 +349,9 @@ def _latest(checkpoints: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _checkpoint(accelerator: Accelerator, checkpoints: Path, state: LoopState, keep: int) -> None:
+def _checkpoint(accelerator: Accelerator, folder: RunFolder, state: LoopState, keep: int) -> None:
     """save_state to a temporary folder, then rename: a kill mid-save leaves the last good one."""
+    checkpoints = folder.path / "checkpoints"
     final = checkpoints / f"step_{state.completed_steps}"
     tmp = checkpoints / f".tmp_step_{state.completed_steps}"
     if accelerator.is_main_process:
@@ -297,6 +364,7 @@ def _checkpoint(accelerator: Accelerator, checkpoints: Path, state: LoopState, k
         tmp.rename(final)
         for old in _saved(checkpoints)[:-keep]:
             shutil.rmtree(old)
+        folder.checkpointed()
     accelerator.wait_for_everyone()
 
 

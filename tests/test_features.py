@@ -109,14 +109,14 @@ def test_check_finds_missing_images_before_any_read(tmp_path):
         strict.check(["img1", "img9"])
 
 
-def test_no_folder_needs_zeros(tmp_path):
-    with pytest.raises(GenieError, match="on_missing=zeros"):
-        FeatureSource(None, max_regions=4, feature_dim=6)
+def test_no_folder_is_a_text_only_run_and_says_so(tmp_path):
     with pytest.raises(GenieError, match="not found"):
         FeatureSource(tmp_path / "nowhere", max_regions=4, feature_dim=6, on_missing="zeros")
-    source = FeatureSource(None, max_regions=4, feature_dim=6, on_missing="zeros")
-    assert not source.get("img1").mask.any()
-    assert source.missing == {"img1"}
+    source = FeatureSource(None, max_regions=4, feature_dim=6)  # on_missing=error: no folder is not "missing"
+    source.check(["img1", "img2"])
+    assert source.text_only and not source.get("img1").mask.any()
+    assert source.report() == "region features: none (text-only: features.dir unset), zeros for all 2 images"
+    assert not FeatureSource(tmp_path, max_regions=4, feature_dim=6).text_only
 
 
 def test_cached_features_are_not_shared_with_callers(tmp_path):

@@ -10,6 +10,7 @@ from genie.config import load_config
 from genie.demo import build_demo
 from genie.labels import NO_RELATION
 from genie.records import read_records
+from genie.run_folder import default_output_dir
 from genie.tasks import TASKS
 
 SMALL = {"n_train": 200, "n_dev": 40, "n_test": 40}
@@ -64,4 +65,4 @@ def test_demo_is_deterministic(demo, tmp_path):
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_each_task_has_its_config(name):
     cfg = load_config(f"configs/{name}.yaml")
-    assert cfg.task == name and cfg.train.output_dir == f"runs/{name}" and cfg.data.dir is None
+    assert cfg.task == name and default_output_dir(cfg) == f"runs/{name}" and cfg.data.dir is None
