@@ -130,13 +130,12 @@ def bench_features(work: Path, n: int) -> dict:
 def gmner_records() -> tuple[list, str]:
     """The real GMNER v2.0 train tweets, or demo tweets stretched to lengths drawn from the real
     distribution (`bench/gmner_lengths.json`) when the release is absent."""
-    from data_builders import BUILDERS
+    from genie.tasks import get_task
 
     if SHARED_GMNER.is_dir():
-        return BUILDERS["gmner"](SHARED_GMNER, "train").records, "real GMNER v2.0 train tweets"
+        return get_task("gmner").builder(SHARED_GMNER, "train").records, "real GMNER v2.0 train tweets"
     from genie.demo import build_demo
     from genie.records import read_records
-    from genie.tasks import get_task
 
     histogram = json.loads(LENGTHS_FILE.read_text())["words"]
     work = Path(tempfile.mkdtemp(prefix="genie-bench-demo-"))

@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     convert.add_argument("--source", required=True, type=Path, help="the release folder")
     convert.add_argument("--split", required=True)
     convert.add_argument("--out", required=True, type=Path)
-    convert.add_argument("--xml", type=Path, help="fmnerg: the Twitter10000_v2.0/xml folder of boxes, "
-                                                  "when it is not <source>/xml")
+    for option, tasks in builder_options().items():  # what each task's builder takes beyond the release folder
+        convert.add_argument(f"--{option}", type=Path, help="; ".join(f"{name}: {text}" for name, text in tasks))
     convert.add_argument("--format", choices=("records", "instruction"), default="records",
                          help="instruction: task, instruction, input, image_id, output and the gold record")
     convert.add_argument("--target-format", choices=("text", "index"), default="text",
@@ -93,30 +93,42 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def builder_options() -> dict[str, list[tuple[str, str]]]:
+    """`genie convert` options the registered tasks' builders take: option -> [(task, help)]."""
+    from genie.tasks import TASKS
+
+    options: dict[str, list[tuple[str, str]]] = {}
+    for name, task in sorted(TASKS.items()):
+        for option, help_text in task.builder_options.items():
+            options.setdefault(option, []).append((name, help_text))
+    return options
+
+
 def _convert(args) -> int:
-    from data_builders import BUILDERS
     from genie.formats import pointer_labels
     from genie.instructions import instruction_line
     from genie.prompts import load_prompts
     from genie.records import read_records, write_lines, write_records
-    from genie.tasks import get_task
+    from genie.tasks import TASKS, get_task
 
-    if args.xml and args.task != "fmnerg":
-        raise GenieError("--xml applies to --task fmnerg only")
+    given = {option: getattr(args, option) for option in builder_options() if getattr(args, option) is not None}
+    for option, tasks in builder_options().items():
+        if option in given and args.task not in (name for name, _ in tasks):
+            raise GenieError(f"--{option} applies to --task {' / '.join(name for name, _ in tasks)} only")
     if args.task == "all":
         if args.format != "instruction":
             raise GenieError("--task all mixes tasks into instruction format: add --format instruction")
-        files = {name: args.source / name / f"{args.split}.jsonl" for name in sorted(BUILDERS)}
+        files = {name: args.source / name / f"{args.split}.jsonl" for name in sorted(TASKS)}
         found = {name: path for name, path in files.items() if path.is_file()}
         if not found:
             raise GenieError(f"no <task>/{args.split}.jsonl record files", args.source)
         records = [record for path in found.values() for record in read_records(path)]
         counts = {name: sum(r.task == name for r in records) for name in found}
-    elif args.task in BUILDERS:
-        result = BUILDERS[args.task](args.source, args.split, **({"xml": args.xml} if args.xml else {}))
+    elif args.task in TASKS:
+        result = TASKS[args.task].builder(args.source, args.split, **given)
         records, counts = result.records, result.counts
     else:
-        raise GenieError(f"no data builder for task '{args.task}' (known: {', '.join(sorted(BUILDERS))}, all)")
+        raise GenieError(f"no data builder for task '{args.task}' (known: {', '.join(sorted(TASKS))}, all)")
     if args.format == "records":
         n = write_records(args.out, records)
     else:

@@ -18,6 +18,11 @@ import yaml
 from genie.errors import GenieError
 from genie.io import read_text
 
+SCHEMA = 1  # bump, with a MIGRATIONS entry, when a config key is renamed or moved
+# MIGRATIONS[n] turns a schema-n config mapping (an old checkpoint's genie.yaml) into schema n + 1,
+# so checkpoints written before a rename still decode.
+MIGRATIONS: dict[int, typing.Callable[[dict], dict]] = {}
+
 
 def bounded(default: float, low: float | None = None, high: float | None = None, *, above: bool = False,
             below: bool = False):
@@ -174,7 +179,8 @@ class GenieConfig:
     """`task` is one task or a list (one model trained on the mixture, `data.sampling`)."""
 
     task: str | list[str] = "gmner"
-    target_format: str = "text"
+    target_format: str = choice("text", "index")
+    schema: int = bounded(SCHEMA, 1, SCHEMA)  # the config layout's version (load_config migrates older ones)
     data: DataConfig = field(default_factory=DataConfig)
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
@@ -190,6 +196,20 @@ class GenieConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def migrate(data: dict, source: str) -> dict:
+    """`data` in the current schema; a file without `schema` predates it and is schema 1."""
+    version = data.get("schema", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise GenieError(f"config key 'schema' must be a version number >= 1, got {version!r}", source)
+    if version > SCHEMA:
+        raise GenieError(f"written by a newer genie (config schema {version}, this genie reads up to "
+                         f"{SCHEMA}); upgrade genie", source)
+    data = {key: value for key, value in data.items() if key != "schema"}  # the current one is the default
+    for step in range(version, SCHEMA):
+        data = MIGRATIONS[step](data)
+    return data
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> GenieConfig:
@@ -210,6 +230,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
                              None if line is None else line + 1) from None
         if not isinstance(data, dict):
             raise GenieError("a config must be a mapping of sections", path)
+        data = migrate(data, source)
     if overrides:  # a wrong key or value on the command line is blamed on it, not on the file
         _build(GenieConfig, _apply(overrides, {}), "the command line", prefix="")
     return _build(GenieConfig, _apply(overrides, data), source, prefix="")

@@ -10,9 +10,6 @@ sorted image ids (row order) and each array file's shape, dtype and crc32.
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import shutil
 import time
 import tokenize
 import zlib
@@ -24,7 +21,7 @@ from tqdm.auto import tqdm
 
 from genie.errors import GenieError
 from genie.features import RegionFeatures, load_npz
-from genie.io import atomic_write
+from genie.io import atomic_folder, atomic_write
 
 FORMAT = "genie-region-store"
 VERSION = 1
@@ -63,15 +60,8 @@ def build_store(src: str | Path, out: str | Path, max_regions: int = 36, dtype: 
     if out.exists() and not is_store(out):
         raise GenieError("exists and is not a region-feature store; not replacing it", out)
     files = _npz_files(src)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
-    tmp.mkdir()
-    try:
+    with atomic_folder(out, unique=True) as tmp:  # two builds at once each write their own
         _write_arrays(tmp, files, max_regions, dtype)
-        _install(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return _stats(FeatureStore(out, verify=False), start)
 
 
@@ -114,22 +104,6 @@ def _write_arrays(folder: Path, files: list[tuple[str, Path]], max_regions: int,
                           for name, (shape, dt) in shapes.items()}}
     with atomic_write(folder / MANIFEST) as handle:
         json.dump(manifest, handle)
-
-
-def _install(tmp: Path, out: Path) -> None:
-    """Rename the finished store to `out`; an old store there is moved aside first and deleted
-    only once the new one is in place (put back if that rename fails)."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = out.with_name(f".{out.name}.{secrets.token_hex(4)}.old")
-    os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except BaseException:
-        os.rename(old, out)
-        raise
-    shutil.rmtree(old)
 
 
 def verify_store(path: str | Path) -> dict:

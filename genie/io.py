@@ -1,9 +1,12 @@
-"""File helpers: atomic writes, so an interrupted run leaves the old file or the new one."""
+"""File helpers: atomic writes of files and folders, so an interrupted run leaves the old one or
+the new one, never half of one."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -40,4 +43,43 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+def staging(path: str | Path, unique: bool = False) -> Path:
+    """Where a folder for `path` is built: `.NAME.tmp` beside it, which the next build of the same
+    folder clears (`unique`: `.NAME.<random>.tmp`, for builders that may run at once)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp" if unique else f".{path.name}.tmp")
+
+
+def install(tmp: Path, path: Path) -> None:
+    """Rename the finished folder `tmp` to `path`; an old folder there is moved aside first and
+    deleted only once the new one is in place (put back if that rename fails)."""
+    if not path.exists():
+        os.rename(tmp, path)
+        return
+    old = path.with_name(f".{path.name}.{secrets.token_hex(4)}.old")
+    os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        os.rename(old, path)
+        raise
+    shutil.rmtree(old)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path, unique: bool = False):
+    """Yield an empty staging folder for `path`; on success it replaces `path` (`install`), on a
+    failure it is removed and `path` is left as it was."""
+    path = Path(path)
+    tmp = staging(path, unique)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        install(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -3,6 +3,7 @@ and the model, built from a config (tiny from-scratch models or a real pretraine
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from genie.tasks import Task, get_task
 from genie.tokenizer import train_bart_tokenizer, train_t5_tokenizer
 
 SPLITS = ("train", "dev", "test")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -150,7 +152,24 @@ def _base_model(cfg: GenieConfig, parts: list[TaskData], tokenizer=None):
     if is_genie_checkpoint(name):
         return AutoTokenizer.from_pretrained(name), load_checkpoint(name, cfg, task)
     tokenizer, backbone = load_pretrained(name)
+    _warn_ignored_sizes(cfg, backbone.config)
     return tokenizer, GenieModel(backbone, cfg.features.dim, cfg.model.dropout, labels, cfg.regularizers)
+
+
+# The tiny-model sizes, and where a pretrained backbone's config keeps them (T5 / BART names).
+SIZES = {"d_model": ("d_model",), "layers": ("num_layers", "encoder_layers"),
+         "heads": ("num_heads", "encoder_attention_heads"), "d_ff": ("d_ff", "encoder_ffn_dim")}
+
+
+def _warn_ignored_sizes(cfg: GenieConfig, config) -> None:
+    """A pretrained backbone keeps its own sizes: say so when the config asks for other ones."""
+    differ = []
+    for key, names in SIZES.items():
+        actual = next((getattr(config, n) for n in names if isinstance(getattr(config, n, None), int)), None)
+        if actual is not None and actual != getattr(cfg.model, key):
+            differ.append(f"model.{key}={getattr(cfg.model, key)} (it has {actual})")
+    if differ:
+        logger.warning("%s keeps its own sizes; ignored: %s", cfg.model.name, ", ".join(differ))
 
 
 def load_checkpoint(directory: str | Path, cfg: GenieConfig, task: Task) -> GenieModel:

@@ -26,7 +26,7 @@ OWN = {LOCK, OWNER, REPLACED}
 # Config keys that cannot change what a run computes: where it writes, whether and how often it
 # checkpoints, and how batches are loaded or decoded (predictions do not depend on the batch).
 UNSHAPING = {"train.output_dir", "train.resume", "train.overwrite", "train.checkpoint_every_steps",
-             "train.keep_checkpoints", "decode.batch_size", "data.num_workers", "data.demo_dir"}
+             "train.keep_checkpoints", "decode.batch_size", "data.num_workers", "data.demo_dir", "schema"}
 
 
 def default_output_dir(cfg: GenieConfig) -> str:

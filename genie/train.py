@@ -35,7 +35,7 @@ from genie.data import Collator, GenieDataset
 from genie.decode import decode_loader, predict
 from genie.errors import GenieError
 from genie.formats import make_targets
-from genie.io import atomic_write
+from genie.io import atomic_folder, atomic_write, install, staging
 from genie.modeling import GenieModel
 from genie.pipeline import (
     SPLITS,
@@ -172,12 +172,8 @@ def _run(accelerator: Accelerator, cfg: GenieConfig, folder: RunFolder) -> dict:
         accelerator.load_state(str(resume_from), **strict)
         accelerator.print(f"resumed from {resume_from} at step {state.completed_steps}")
     elif accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / ".tokenizer.tmp"  # renamed when complete: a resume must never read half a tokenizer
-        shutil.rmtree(tmp, ignore_errors=True)
-        tokenizer.save_pretrained(tmp)
-        shutil.rmtree(out / "tokenizer", ignore_errors=True)
-        tmp.rename(out / "tokenizer")
+        with atomic_folder(out / "tokenizer") as tmp:  # a resume must never read half a tokenizer
+            tokenizer.save_pretrained(tmp)
     _save_config(accelerator, cfg, out)
     for part in parts:
         accelerator.print(f"{part.task.name}: " + " / ".join(f"{len(part.sets[s])} {s}" for s in SPLITS))
@@ -353,15 +349,14 @@ def _checkpoint(accelerator: Accelerator, folder: RunFolder, state: LoopState, k
     """save_state to a temporary folder, then rename: a kill mid-save leaves the last good one."""
     checkpoints = folder.path / "checkpoints"
     final = checkpoints / f"step_{state.completed_steps}"
-    tmp = checkpoints / f".tmp_step_{state.completed_steps}"
+    tmp = staging(final)  # every process writes its part there (atomic_folder is one process's)
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        install(tmp, final)
         for old in _saved(checkpoints)[:-keep]:
             shutil.rmtree(old)
         folder.checkpointed()
@@ -372,13 +367,10 @@ def _save_best(accelerator: Accelerator, model, tokenizer, cfg: GenieConfig, out
     accelerator.wait_for_everyone()
     state = accelerator.get_state_dict(model)  # on every process: under ZeRO-3 it gathers the shards
     if accelerator.is_main_process:
-        tmp = out / ".best.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "genie.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        shutil.rmtree(out / "best", ignore_errors=True)
-        tmp.rename(out / "best")
+        with atomic_folder(out / "best") as tmp:
+            accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state)
+            tokenizer.save_pretrained(tmp)
+            (tmp / "genie.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     accelerator.wait_for_everyone()
 
 

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from genie.io import atomic_folder
 from genie.records import Record, read_records, write_records
 
 SLOW_WRITER = """
@@ -53,3 +54,21 @@ def test_a_writer_that_fails_mid_file_leaves_the_old_file_and_no_temporary(tmp_p
     with pytest.raises(RuntimeError):
         write_records(out, failing())
     assert read_records(out) == old and [p.name for p in tmp_path.iterdir()] == ["preds.jsonl"]
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    """`atomic_folder` (checkpoints, best/, the tokenizer, the demo's features, feature stores)."""
+    final = tmp_path / "best"
+    final.mkdir()
+    (final / "weights").write_text("old")
+    (tmp_path / ".best.tmp").mkdir()  # left by a killed build: cleared, not mixed in
+    (tmp_path / ".best.tmp" / "stale").write_text("x")
+    with pytest.raises(RuntimeError), atomic_folder(final) as tmp:
+        (tmp / "weights").write_text("half")
+        raise RuntimeError("failed mid-save")
+    assert [p.name for p in tmp_path.iterdir()] == ["best"] and (final / "weights").read_text() == "old"
+    with atomic_folder(final) as tmp:
+        assert list(tmp.iterdir()) == []
+        (tmp / "weights").write_text("new")
+    assert [p.name for p in tmp_path.iterdir()] == ["best"] and [p.name for p in final.iterdir()] == ["weights"]
+    assert (final / "weights").read_text() == "new"

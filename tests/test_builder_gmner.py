@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from data_builders import BUILDERS, BuildResult
+from data_builders import BuildResult
 from data_builders.gmner import build_gmner
 from genie.errors import GenieError
 from genie.records import Entity, Record
+from genie.tasks import get_task
 
 TRAIN_TXT = """IMGID:1
 Messi\tB-PER
@@ -83,7 +84,7 @@ def test_repeated_entities_do_not_share_box_lists(release):
 
 
 def test_registry_holds_gmner():
-    assert BUILDERS["gmner"] is build_gmner
+    assert get_task("gmner").builder is build_gmner
 
 
 def test_unknown_split(release):

@@ -36,3 +36,25 @@ def test_bad_yaml_names_file_and_line(tmp_path):
     unknown.write_text("task: gmner\ntrian:\n  epochs: 1\n")
     with pytest.raises(GenieError, match=f"{unknown}: unknown config key 'trian'"):
         load_config(unknown)
+
+
+def test_an_old_checkpoint_config_is_migrated_and_a_newer_one_refused(tmp_path, monkeypatch):
+    """A renamed key (here a made-up `train.lr` -> `train.learning_rate`, schema 1 -> 2) still loads
+    from a genie.yaml written before the rename."""
+    import genie.config
+
+    def rename_lr(data: dict) -> dict:
+        train = dict(data.get("train", {}))
+        if "lr" in train:
+            train["learning_rate"] = train.pop("lr")
+        return {**data, "train": train}
+
+    monkeypatch.setattr(genie.config, "SCHEMA", 2)
+    monkeypatch.setattr(genie.config, "MIGRATIONS", {1: rename_lr})
+    old = tmp_path / "genie.yaml"
+    old.write_text("task: mner\ntrain:\n  lr: 0.25\n")  # no `schema`: written before schemas, version 1
+    assert load_config(old).train.learning_rate == 0.25
+    newer = tmp_path / "newer.yaml"
+    newer.write_text("schema: 3\ntask: mner\n")
+    with pytest.raises(GenieError, match="written by a newer genie \\(config schema 3, this genie reads up to 2\\)"):
+        load_config(newer)

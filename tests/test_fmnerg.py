@@ -8,7 +8,6 @@ import sys
 import pytest
 from roundtrip import assert_perfect
 
-from data_builders import BUILDERS
 from genie.errors import GenieError
 from genie.labels import FINE_TO_COARSE, FMNERG_TYPES
 from genie.records import Entity, Record
@@ -38,7 +37,7 @@ def test_type_inventory_is_8_coarse_51_fine():
 
 
 def test_builder_links_boxes_and_keeps_both_types(tmp_path):
-    result = BUILDERS["fmnerg"](release(tmp_path), "dev")
+    result = get_task("fmnerg").builder(release(tmp_path), "dev")
     assert result.counts == {"tweets": 2, "entities": 4, "groundable_entities": 1, "boxes": 2, "orphan_i_tags": 1,
                              "xml_files_missing": 1, "unmatched_xml_names": 0, "unmatched_xml_objects": 0}
     first, second = result.records
@@ -53,8 +52,8 @@ def test_builder_links_boxes_and_keeps_both_types(tmp_path):
 def test_xml_folder_given_apart_as_released(tmp_path):
     src = release(tmp_path / "fmnerg", xml_dir=tmp_path / "gmner_v2" / "xml")
     with pytest.raises(GenieError, match="--xml"):
-        BUILDERS["fmnerg"](src, "dev")
-    result = BUILDERS["fmnerg"](src, "dev", xml=tmp_path / "gmner_v2" / "xml")
+        get_task("fmnerg").builder(src, "dev")
+    result = get_task("fmnerg").builder(src, "dev", xml=tmp_path / "gmner_v2" / "xml")
     assert result.counts["boxes"] == 2
 
 
@@ -67,7 +66,7 @@ def test_xml_folder_given_apart_as_released(tmp_path):
 def test_columns_that_disagree_are_an_error_naming_the_line(tmp_path, cruz, after, line, problem):
     conll = CONLL.replace("Cruz\tI-person\tI-politician\nin\tO\tO", f"{cruz}\n{after}")
     with pytest.raises(GenieError, match=problem) as info:
-        BUILDERS["fmnerg"](release(tmp_path, conll), "dev")
+        get_task("fmnerg").builder(release(tmp_path, conll), "dev")
     assert info.value.line == line and info.value.path.endswith("dev.txt")
 
 
@@ -143,7 +142,7 @@ def test_real_gmner_v2_tweets_as_fmnerg_link_the_same_boxes(shared_datasets, tmp
         lines.append(line)
     (tmp_path / "txt_fine").mkdir()
     (tmp_path / "txt_fine" / "test.txt").write_text("\n".join(lines), encoding="utf-8")
-    result = BUILDERS["fmnerg"](tmp_path, "test", xml=v2 / "xml")
+    result = get_task("fmnerg").builder(tmp_path, "test", xml=v2 / "xml")
     counts = result.counts
     assert (counts["tweets"], counts["entities"], counts["groundable_entities"], counts["boxes"]) == \
         (1500, 2543, 1046, 1254)

@@ -28,7 +28,6 @@ from test_fmnerg import XML as FMNERG_XML
 from test_jmere import ITEM as JMERE_ITEM
 from test_mre import LINES as MNRE_LINES
 
-from data_builders import BUILDERS
 from genie.cli import main
 from genie.config import load_config
 from genie.errors import GenieError
@@ -36,6 +35,7 @@ from genie.feature_store import FeatureStore, build_store
 from genie.features import FeatureSource
 from genie.instructions import read_examples
 from genie.records import BadLines, Entity, Record, Relation, read_records
+from genie.tasks import get_task
 
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None)
 SWAPS = ["-1", "0", "1e309", "NaN", "-Infinity", "null", "true", "[]", "{}", '""', '"x"', "99999999999999999999",
@@ -175,7 +175,7 @@ def test_builders(task, split, make, which, data):
         root.mkdir()
         path = make(root)
         rewrite(path, data.draw(mutated(path.read_bytes())))
-        result = assert_clean(lambda: BUILDERS[task](root, split), path, lines=which == "conll")
+        result = assert_clean(lambda: get_task(task).builder(root, split), path, lines=which == "conll")
         if result is not None:
             for record in result.records:  # whatever it accepted is a valid record
                 assert Record.from_dict(json.loads(json.dumps(record.to_dict()))) == record

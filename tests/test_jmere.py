@@ -7,7 +7,6 @@ import json
 import pytest
 from roundtrip import assert_perfect
 
-from data_builders import BUILDERS
 from genie.errors import GenieError
 from genie.records import Entity, Record, Relation
 from genie.tasks import get_task
@@ -34,7 +33,7 @@ def mnre_line(tokens, h, t, img, relation):
 
 def test_json_release_array_with_wrapped_labels(tmp_path):
     (tmp_path / "val.json").write_text(json.dumps([ITEM]))
-    result = BUILDERS["jmere"](tmp_path, "dev")
+    result = get_task("jmere").builder(tmp_path, "dev")
     assert result.counts == {"sentences": 1, "triples": 2, "entities": 3, "duplicate_triples": 1,
                              "self_relations": 0, "spans_with_two_types": 0}
     (record,) = result.records
@@ -49,7 +48,7 @@ def test_json_lines_release_and_a_bad_label(tmp_path):
                                    "relation": "member_of"}]}
     (tmp_path / "test.json").write_text(json.dumps(ITEM) + "\n" + json.dumps(bad) + "\n")
     with pytest.raises(GenieError, match=r"test.json: line 2: label 1: entity 'tags' must be one of per"):
-        BUILDERS["jmere"](tmp_path, "test")
+        get_task("jmere").builder(tmp_path, "test")
 
 
 def test_derived_from_mnre_groups_a_sentence_wherever_its_lines_are(tmp_path):
@@ -61,7 +60,7 @@ def test_derived_from_mnre_groups_a_sentence_wherever_its_lines_are(tmp_path):
              mnre_line(TOKENS, [0, 1], [2, 3], "99.jpg", "/per/org/member_of")]  # same words, other image
     (tmp_path / "mnre_txt").mkdir()
     (tmp_path / "mnre_txt" / "mnre_train.txt").write_text("\n".join(lines) + "\n")
-    result = BUILDERS["jmere"](tmp_path, "train")
+    result = get_task("jmere").builder(tmp_path, "train")
     assert result.counts == {"mnre_lines": 5, "none_lines": 2, "sentences_without_relation": 1, "sentences": 2,
                              "triples": 3, "entities": 6, "duplicate_triples": 0, "self_relations": 0,
                              "spans_with_two_types": 0}
@@ -134,7 +133,7 @@ def test_metric_missing_record_predicts_nothing():
 
 @pytest.mark.parametrize("split, sentences, triples", [("train", 3468, 4503), ("dev", 473, 624), ("test", 460, 640)])
 def test_real_mnre_derived_jmere_round_trip(shared_datasets, split, sentences, triples):
-    result = BUILDERS["jmere"](shared_datasets / "mnre", split)
+    result = get_task("jmere").builder(shared_datasets / "mnre", split)
     assert (result.counts["sentences"], result.counts["triples"]) == (sentences, triples)
     assert result.counts["duplicate_triples"] == result.counts["spans_with_two_types"] == 0
     scores = assert_perfect(TASK, result.records)
@@ -147,4 +146,4 @@ def test_a_span_outside_the_tokens_names_the_item_and_label(tmp_path):
     (tmp_path / "val.json").write_text(json.dumps([ITEM, bad]))
     with pytest.raises(GenieError, match=r"val.json: item 2: label 1: entity: 'pos' must be \[start, end\) "
                                          r"inside the 7 tokens, got \[0, 9\]"):
-        BUILDERS["jmere"](tmp_path, "dev")
+        get_task("jmere").builder(tmp_path, "dev")

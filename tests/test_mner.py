@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from roundtrip import assert_perfect
 
-from data_builders import BUILDERS
 from genie.errors import GenieError
 from genie.records import Entity, Record
 from genie.tasks import get_task
@@ -16,7 +15,7 @@ TASK = get_task("mner")
 def test_builder_on_a_synthetic_release(tmp_path):
     (tmp_path / "valid.txt").write_text("IMGID:1\nRT\tO\nObama\tB-PER\nin\tO\nNew\tB-LOC\nYork\tI-LOC\n\n"
                                         "IMGID:2\nNY\tI-LOC\nJets\tI-ORG\n\n")
-    result = BUILDERS["mner"](tmp_path, "dev")
+    result = get_task("mner").builder(tmp_path, "dev")
     # conlleval counts an orphan I- as an entity start; dataset papers count B- tags only.
     assert result.counts == {"tweets": 2, "entities": 4, "b_tag_entities": 2, "orphan_i_tags": 2}
     first, second = result.records
@@ -29,7 +28,7 @@ def test_builder_on_a_synthetic_release(tmp_path):
 
 def test_builder_rejects_unknown_split(tmp_path):
     with pytest.raises(GenieError, match="unknown split 'valid'"):
-        BUILDERS["mner"](tmp_path, "valid")
+        get_task("mner").builder(tmp_path, "valid")
 
 
 def test_per_type_scores_by_hand():
@@ -63,7 +62,7 @@ def test_empty_prediction_keeps_the_gold_count():
 ])
 def test_real_twitter_mner_round_trip(shared_datasets, year, counts, orphans, entities, b_tags):
     for split, *expected in zip(("train", "dev", "test"), counts, orphans, entities, b_tags):
-        result = BUILDERS["mner"](shared_datasets / "twitter-mner" / "data" / year, split)
+        result = get_task("mner").builder(shared_datasets / "twitter-mner" / "data" / year, split)
         assert [result.counts[k] for k in ("tweets", "orphan_i_tags", "entities", "b_tag_entities")] == expected
         scores = assert_perfect(TASK, result.records)
         assert scores["mner"]["gold"] == result.counts["entities"]

@@ -8,7 +8,6 @@ import sys
 import pytest
 from roundtrip import assert_perfect
 
-from data_builders import BUILDERS
 from genie.errors import GenieError
 from genie.records import Entity, Record, Relation
 from genie.tasks import get_task
@@ -38,7 +37,7 @@ def pair(relation: str | None, head_type="per", tail_type="org", rid="1") -> Rec
 
 
 def test_builder_reads_the_dev_file_with_a_space_in_its_name(tmp_path):
-    result = BUILDERS["mre"](release(tmp_path), "dev")
+    result = get_task("mre").builder(release(tmp_path), "dev")
     assert result.counts == {"instances": 3, "relations": 2, "none": 1, "labels": 3, "names_not_matching_tokens": 1}
     first, none, nested = result.records
     assert (first.id, first.image_id, first.task) == ("dev-1", "img_1", "mre")
@@ -50,7 +49,7 @@ def test_builder_reads_the_dev_file_with_a_space_in_its_name(tmp_path):
 
 
 def test_source_marks_head_and_tail_even_when_they_overlap(tmp_path):
-    first, none, nested = BUILDERS["mre"](release(tmp_path), "dev").records
+    first, none, nested = get_task("mre").builder(release(tmp_path), "dev").records
     assert TASK.source_text(first) == "[h] Obama [/h] joins [t] Acme [/t] today"
     assert TASK.source_text(none) == "[t] Obama [/t] joins [h] Acme [/h] today"
     assert TASK.source_text(nested) == "[h] New [t] York [/h] [/t] rocks"
@@ -110,7 +109,7 @@ def test_a_bad_line_is_one_clear_error(tmp_path):
 @pytest.mark.parametrize("split, instances, relations, labels", [
     ("train", 12247, 4503, 23), ("dev", 1624, 624, 23), ("test", 1614, 640, 21)])
 def test_real_mnre_counts_and_round_trip(shared_datasets, split, instances, relations, labels):
-    result = BUILDERS["mre"](shared_datasets / "mnre", split)
+    result = get_task("mre").builder(shared_datasets / "mnre", split)
     assert (result.counts["instances"], result.counts["relations"], result.counts["labels"]) == \
         (instances, relations, labels)
     assert result.counts["names_not_matching_tokens"] == 0

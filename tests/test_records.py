@@ -66,3 +66,19 @@ def test_bad_lines_are_counted_and_skipped_when_asked(tmp_path):
     path.write_bytes(f"{good}\n{good}\n{good}\n".encode() + b"\xff\n")
     with pytest.raises(GenieError, match=r"mixed.jsonl:4: not UTF-8 text"):
         read_records(path)
+
+
+@pytest.mark.parametrize("bad, problem", [
+    (Record("b", "mner", TOKENS, "x", [Entity(2, 5, "Acme", "ORG")]), "outside"),
+    (Record("b", "jmere", TOKENS, "x", [Entity(0, 1, "Obama", "per")], [Relation(0, 3, "member_of")]), "relation"),
+    (Record("b", "gmner", TOKENS, "x", [Entity(0, 1, "Obama", "PER", [[1, 2, float("nan"), 4]])]), "box"),
+], ids=["span", "relation", "nan-box"])
+def test_a_record_that_would_not_read_back_is_never_written(tmp_path, bad, problem):
+    """What a builder or decoder writes, genie's reader accepts: checked on write, one line naming
+    the record and its line, and the file as it was."""
+    path = tmp_path / "records.jsonl"
+    path.write_text("old\n")
+    good = Record("a", bad.task, TOKENS, "x")
+    with pytest.raises(GenieError, match=rf"records.jsonl:2: record 'b' would not read back: .*{problem}") as caught:
+        write_records(path, [good, bad])
+    assert "\n" not in str(caught.value) and path.read_text() == "old\n"

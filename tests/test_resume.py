@@ -82,7 +82,7 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(stra
     resumed = subprocess.run(command(out, demo), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stdout
-    assert not list((out / "checkpoints").glob(".tmp*")) and not list(out.glob(".*.tmp"))
+    assert not list((out / "checkpoints").glob(".*.tmp")) and not list(out.glob(".*.tmp"))
     assert_same_run(expected, out)
 
 

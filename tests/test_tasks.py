@@ -8,16 +8,33 @@ from roundtrip import assert_perfect
 
 from genie.config import load_config
 from genie.demo import build_demo
+from genie.errors import GenieError
 from genie.labels import NO_RELATION
 from genie.records import read_records
 from genie.run_folder import default_output_dir
-from genie.tasks import TASKS
+from genie.tasks import TASKS, Task, register
 
 SMALL = {"n_train": 200, "n_dev": 40, "n_test": 40}
 
 
 def test_the_five_tasks_are_registered():
     assert set(TASKS) == {"gmner", "mner", "mre", "fmnerg", "jmere"}
+
+
+def test_register_refuses_a_taken_name_and_an_incomplete_task():
+    class Copy(type(TASKS["mner"])):  # a complete task under a built-in's name
+        pass
+
+    with pytest.raises(GenieError, match="task name 'mner' is taken \\(by MNER\\); give Copy another name"):
+        register(Copy())
+    assert type(TASKS["mner"]).__name__ == "MNER"
+
+    class Half(Task):
+        name, labels, headline = "half", ("A",), "half"
+
+    with pytest.raises(GenieError, match="task 'half' \\(Half\\) lacks demo, metric, builder, linearize, parse, text_grammar"):
+        register(Half())
+    assert "half" not in TASKS
 
 
 @pytest.fixture(scope="module", params=sorted(TASKS))

@@ -6,6 +6,7 @@ the tests that read it form one xdist group, so it is trained once."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from dataclasses import replace
@@ -146,7 +147,7 @@ def test_decoding_from_a_feature_store_reproduces_the_run(default_run, tmp_path)
             assert abs(scores["gmner"]["f1"] - metrics["gmner"]["f1"]) < 2.0, (scores["gmner"], metrics["gmner"])
 
 
-def test_model_option_loads_a_local_save_pretrained_folder(tmp_path):
+def test_model_option_loads_a_local_save_pretrained_folder(tmp_path, caplog):
     """`model.name=PATH` is the code path a real checkpoint (facebook/bart-base, ...) takes."""
     cfg = load_config("configs/gmner.yaml", [f"data.demo_dir={tmp_path / 'demo'}"])
     task = get_task("gmner")
@@ -156,7 +157,11 @@ def test_model_option_loads_a_local_save_pretrained_folder(tmp_path):
     folder = tmp_path / "local-model"
     backbone.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    loaded_tokenizer, model = build_model(load_config("configs/gmner.yaml", [f"model.name={folder}"]), [part])
+    with caplog.at_level(logging.WARNING, logger="genie.pipeline"):
+        loaded_tokenizer, model = build_model(load_config("configs/gmner.yaml", [f"model.name={folder}"]), [part])
+        assert "keeps its own sizes" not in caplog.text  # the config's sizes are the backbone's
+        build_model(load_config("configs/gmner.yaml", [f"model.name={folder}", "model.d_model=32"]), [part])
+    assert f"{folder} keeps its own sizes; ignored: model.d_model=32 (it has 64)" in caplog.text
     assert loaded_tokenizer.get_vocab() == tokenizer.get_vocab()
     loaded = model.backbone.state_dict()
     for key, value in backbone.state_dict().items():

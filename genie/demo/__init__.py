@@ -10,18 +10,18 @@ tweets; `build_demo` does the rest: splits, images, records and a stamp.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Protocol
+
+from filelock import FileLock
 
 from genie.demo.entities import EntityDemo
 from genie.demo.relations import RelationDemo
 from genie.demo.world import Tweet, World
 from genie.errors import GenieError
-from genie.io import atomic_write
+from genie.io import atomic_folder, atomic_write
 from genie.records import Entity, Record, Relation, write_records
 
 VERSION = 4  # bump when a generator changes, so stored demos are rebuilt
@@ -61,24 +61,21 @@ def build_demo(out_dir: str | Path, spec: DemoSpec, seed: int = 0, n_train: int 
             except (ValueError, KeyError, TypeError):
                 pass  # an unreadable stamp just means: rebuild
             stamp.unlink()  # a half-finished rebuild must not look complete
-        tmp_features = out_dir / ".features.tmp"
-        shutil.rmtree(tmp_features, ignore_errors=True)
-        tmp_features.mkdir(parents=True)
-        world = World(seed, list(spec.keys), spec.names_per_key, feature_dim, max_boxes, noise_share, tmp_features)
-        counts, index = {}, 0
-        for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
-            records = []
-            for k in range(n):
-                records.append(_record(spec, world, f"demo-{split}-{k:06d}", f"demo_{index:06d}"))
-                index += 1
-            write_records(out_dir / f"{split}.jsonl", records)
-            entities = [e for r in records for e in r.entities]
-            counts[split] = {"tweets": n, "entities": len(entities),
-                             "groundable": sum(e.groundable for e in entities),
-                             "boxes": sum(len(e.boxes) for e in entities),
-                             "relations": sum(len(r.relations) for r in records)}
-        shutil.rmtree(out_dir / "features", ignore_errors=True)
-        tmp_features.rename(out_dir / "features")
+        with atomic_folder(out_dir / "features") as tmp_features:
+            world = World(seed, list(spec.keys), spec.names_per_key, feature_dim, max_boxes, noise_share,
+                          tmp_features)
+            counts, index = {}, 0
+            for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
+                records = []
+                for k in range(n):
+                    records.append(_record(spec, world, f"demo-{split}-{k:06d}", f"demo_{index:06d}"))
+                    index += 1
+                write_records(out_dir / f"{split}.jsonl", records)
+                entities = [e for r in records for e in r.entities]
+                counts[split] = {"tweets": n, "entities": len(entities),
+                                 "groundable": sum(e.groundable for e in entities),
+                                 "boxes": sum(len(e.boxes) for e in entities),
+                                 "relations": sum(len(r.relations) for r in records)}
         with atomic_write(stamp) as handle:
             json.dump({"params": params, "counts": counts}, handle, indent=2, sort_keys=True)
             handle.write("\n")
@@ -87,10 +84,9 @@ def build_demo(out_dir: str | Path, spec: DemoSpec, seed: int = 0, n_train: int 
 
 @contextlib.contextmanager
 def exclusive(folder: Path):
-    """Hold the folder's lock file (an exclusive flock) while the block runs."""
+    """Hold the folder's lock file (an OS file lock, also on Windows) while the block runs."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(folder / ".lock"):
         yield
 
 

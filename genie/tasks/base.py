@@ -53,6 +53,9 @@ class Task:
     demo: DemoSpec  # the embedded synthetic corpus `make train` uses
     index_format = None  # EntityIndexFormat / TripleIndexFormat, for tasks that have one
     metric: Callable[[list[Record], list[Record]], dict]  # (gold, predicted) -> scores
+    # (release folder, split, **options) -> BuildResult: `genie convert --task <name>` (data_builders/)
+    builder: Callable
+    builder_options: dict[str, str] = {}  # extra `genie convert --<option> PATH` it takes: option -> help
 
     @property
     def label_words(self) -> tuple[str, ...]:
@@ -87,6 +90,19 @@ TASKS: dict[str, Task] = {}
 
 
 def register(task: Task) -> Task:
+    """Add `task` to the registry, checked complete: a task missing a part, or one whose name is
+    taken, would otherwise fail far from here (or silently replace a built-in task)."""
+    kind = type(task).__name__
+    if not task.name:
+        raise GenieError(f"task {kind} has no name")
+    if task.name in TASKS:
+        raise GenieError(f"task name '{task.name}' is taken (by {type(TASKS[task.name]).__name__}); "
+                         f"give {kind} another name")
+    missing = [part for part in ("labels", "headline", "demo", "metric", "builder") if not getattr(task, part, None)]
+    missing += [method for method in ("linearize", "parse", "text_grammar")
+                if getattr(type(task), method) is getattr(Task, method)]
+    if missing:
+        raise GenieError(f"task '{task.name}' ({kind}) lacks {', '.join(missing)}")
     TASKS[task.name] = task
     return task
 

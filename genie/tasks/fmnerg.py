@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from data_builders.fmnerg import build_fmnerg
 from eval.fmnerg import evaluate_fmnerg
 from genie.demo import EntityDemo
 from genie.demo.entities import FMNERG_CONTEXTS
@@ -23,6 +24,8 @@ class FMNERG(EntityTextTask):
     labels = tuple(fine for _, fine in KEYS)
     headline = "fmnerg"
     metric = staticmethod(evaluate_fmnerg)
+    builder = staticmethod(build_fmnerg)
+    builder_options = {"xml": "the Twitter10000_v2.0/xml folder of boxes, when it is not <source>/xml"}
     grounded = True
     phrases = {(c, f): f"{article(c)} {words(c)} and {article(f)} {words(f)}" for c, f in KEYS}
     index_format = EntityIndexFormat(tuple(FMNERG_TYPES), grounded=True, fine=FMNERG_TYPES)

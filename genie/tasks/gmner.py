@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from data_builders.gmner import build_gmner
 from eval.gmner import gmner_report
 from genie.demo import EntityDemo
 from genie.demo.entities import GMNER_CONTEXTS
@@ -18,6 +19,7 @@ class GMNER(EntityTextTask):
     labels = TYPES
     headline = "gmner"
     metric = staticmethod(gmner_report)
+    builder = staticmethod(build_gmner)
     grounded = True
     phrases = type_phrases({t: NER_WORDS[t] for t in TYPES})
     label_words = tuple(NER_WORDS[t] for t in TYPES)

@@ -12,15 +12,27 @@ from __future__ import annotations
 import re
 from typing import Hashable
 
+from data_builders.jmere import build_jmere
 from eval.jmere import evaluate_jmere
 from genie.demo import RelationDemo
 from genie.errors import GenieError
-from genie.labels import JMERE_RELATIONS, NO_RELATION, RELATION_TYPE_WORDS, RELATION_TYPES
+from genie.labels import (
+    JMERE_RELATIONS,
+    NO_RELATION,
+    RELATION_TYPE_WORDS,
+    RELATION_TYPES,
+)
 from genie.records import Entity, Record, Relation
 from genie.tasks.base import Parsed, Target, Task, register
 from genie.tasks.entity_text import SEPARATOR, clauses, mention_words
 from genie.tasks.index_format import TripleIndexFormat
-from genie.tasks.mentions import NUMBER_TEXT, MentionSlot, Mentions, article, name_pattern
+from genie.tasks.mentions import (
+    NUMBER_TEXT,
+    Mentions,
+    MentionSlot,
+    article,
+    name_pattern,
+)
 from genie.tasks.text_grammar import AnyWriter, Slot, TextGrammar, Writer
 
 TYPE_PHRASES = {t: f"{article(w)} {w}" for t, w in RELATION_TYPE_WORDS.items()}
@@ -64,6 +76,7 @@ class JMERE(Task):
     labels = JMERE_RELATIONS
     headline = "jmere"
     metric = staticmethod(evaluate_jmere)
+    builder = staticmethod(build_jmere)
     grounded = False
     index_format = TripleIndexFormat(RELATION_TYPES, JMERE_RELATIONS, skip=NO_RELATION)
     demo = RelationDemo("jmere", joint=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from data_builders.mner import build_mner
 from eval.mner import evaluate_mner
 from genie.demo import EntityDemo
 from genie.demo.entities import GMNER_CONTEXTS
@@ -16,6 +17,7 @@ class MNER(EntityTextTask):
     labels = NER_TYPES
     headline = "mner"
     metric = staticmethod(evaluate_mner)
+    builder = staticmethod(build_mner)
     grounded = False
     phrases = type_phrases(NER_WORDS)
     label_words = tuple(NER_WORDS[t] for t in NER_TYPES)

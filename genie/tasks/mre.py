@@ -10,10 +10,18 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 
+from data_builders.mre import build_mre
 from eval.mre import evaluate_mre, mre_label
 from genie.demo import RelationDemo
 from genie.errors import GenieError
-from genie.labels import JMERE_RELATIONS, MNRE_LABELS, NO_RELATION, RELATION_TYPE_WORDS, UNTYPED, split_path
+from genie.labels import (
+    JMERE_RELATIONS,
+    MNRE_LABELS,
+    NO_RELATION,
+    RELATION_TYPE_WORDS,
+    UNTYPED,
+    split_path,
+)
 from genie.records import Entity, Record, Relation
 from genie.tasks.base import Parsed, Target, Task, register
 from genie.tasks.entity_text import SEPARATOR
@@ -37,6 +45,7 @@ class MRE(Task):
     labels = MNRE_LABELS
     headline = "mre"
     metric = staticmethod(evaluate_mre)
+    builder = staticmethod(build_mre)
     grounded = False
     demo = RelationDemo("mre", joint=False)
     readings = {verbalize(label): label for label in MNRE_LABELS}
