@@ -111,8 +111,9 @@ def _convert(args) -> int:
     from genie.records import read_records, write_lines, write_records
     from genie.tasks import TASKS, get_task
 
-    given = {option: getattr(args, option) for option in builder_options() if getattr(args, option) is not None}
-    for option, tasks in builder_options().items():
+    options = builder_options()
+    given = {option: getattr(args, option) for option in options if getattr(args, option) is not None}
+    for option, tasks in options.items():
         if option in given and args.task not in (name for name, _ in tasks):
             raise GenieError(f"--{option} applies to --task {' / '.join(name for name, _ in tasks)} only")
     if args.task == "all":
