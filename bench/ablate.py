@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 
 from bench.run import REPO, write_readme
 from genie.config import load_config
-from genie.pipeline import load_task_data
 from genie.records import read_records
+from genie.run_setup import load_task_data
 from genie.tasks import get_task
 
 ARMS = {

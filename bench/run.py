@@ -162,10 +162,10 @@ def train_throughput(size: str, mode: str, examples: int, batch_size: int, count
     from genie.config import load_config
     from genie.data import Collator, GenieDataset
     from genie.features import FeatureSource
-    from genie.formats import make_targets
-    from genie.pipeline import TaskData, build_model
+    from genie.run_setup import TaskData, build_model
+    from genie.targets import make_targets
     from genie.tasks import get_task
-    from genie.train import _train_loader
+    from genie.train import build_optimizer, train_loader
 
     torch.manual_seed(0)
     records, source = gmner_records()
@@ -185,8 +185,8 @@ def train_throughput(size: str, mode: str, examples: int, batch_size: int, count
     collate = Collator(tokenizer.pad_token_id)
     if mode == "fixed":
         collate = FixedWidth(collate, tokenizer.pad_token_id)
-    loader = _train_loader(cfg, [dataset], collate)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    loader = train_loader(cfg, [dataset], collate)
+    optimizer = build_optimizer(model, cfg)
     model.train()
 
     def step(batch) -> None:
@@ -288,10 +288,10 @@ def decode_throughput(out: str, mode: str) -> dict:
     from genie.config import load_config
     from genie.data import Collator, GenieDataset
     from genie.decode import decode_loader, predict
-    from genie.formats import make_targets
     from genie.modeling import GenieModel
-    from genie.pipeline import feature_source, task_features_dir
     from genie.records import read_records
+    from genie.run_setup import feature_source, task_features_dir
+    from genie.targets import make_targets
     from genie.tasks import get_task
 
     best = Path(out) / "run" / "best"

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_builders.files import read_text
+from genie.data_builders.files import read_text
+
 from genie.errors import GenieError
 
 _TAG = re.compile(r"O|[BI]-\S+")

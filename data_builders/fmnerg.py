@@ -11,10 +11,11 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from data_builders import BuildResult
-from data_builders.conll import ConllTweet, bio_to_spans, read_conll
-from data_builders.files import check_split, first_existing
-from data_builders.gmner import TypedSpan, link_boxes
+from genie.data_builders import BuildResult
+from genie.data_builders.conll import ConllTweet, bio_to_spans, read_conll
+from genie.data_builders.files import check_split, first_existing
+from genie.data_builders.gmner import TypedSpan, link_boxes
+
 from genie.errors import GenieError
 from genie.labels import FMNERG_TYPES
 

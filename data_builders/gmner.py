@@ -15,9 +15,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Callable
 
-from data_builders import BuildResult
-from data_builders.conll import ConllTweet, bio_to_spans, read_conll
-from data_builders.files import check_split
+from genie.data_builders import BuildResult
+from genie.data_builders.conll import ConllTweet, bio_to_spans, read_conll
+from genie.data_builders.files import check_split
+
 from genie.errors import GenieError
 from genie.records import Entity, Record
 

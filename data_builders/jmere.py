@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from data_builders import BuildResult
-from data_builders.files import check_split, first_existing, read_text
-from data_builders.mnre import entity_span, mnre_file, read_mnre, token_list
+from genie.data_builders import BuildResult
+from genie.data_builders.files import check_split, first_existing, read_text
+from genie.data_builders.mnre import entity_span, mnre_file, read_mnre, token_list
+
 from genie.errors import GenieError
 from genie.labels import JMERE_RELATIONS, NO_RELATION, RELATION_TYPES, split_path
 from genie.records import Entity, Record, Relation

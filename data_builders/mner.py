@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_builders import BuildResult
-from data_builders.conll import bio_to_spans, read_conll
-from data_builders.files import check_split
+from genie.data_builders import BuildResult
+from genie.data_builders.conll import bio_to_spans, read_conll
+from genie.data_builders.files import check_split
+
 from genie.records import Entity, Record
 
 FILES = {"train": "train", "dev": "valid", "test": "test"}

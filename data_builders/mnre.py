@@ -10,7 +10,8 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_builders.files import check_split, first_existing, read_text
+from genie.data_builders.files import check_split, first_existing, read_text
+
 from genie.errors import GenieError
 from genie.labels import MNRE_LABELS
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from data_builders import BuildResult
-from data_builders.mnre import mnre_file, read_mnre
+from genie.data_builders import BuildResult
+from genie.data_builders.mnre import mnre_file, read_mnre
+
 from genie.labels import NO_RELATION, UNTYPED, split_path
 from genie.records import Entity, Record, Relation
 

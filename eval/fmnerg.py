@@ -3,7 +3,8 @@ type, without the box (FMNER), and without the type (EEG)."""
 
 from __future__ import annotations
 
-from eval.gmner import evaluate_gmner
+from genie.eval.gmner import evaluate_gmner
+
 from genie.records import Record
 
 

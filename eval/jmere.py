@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Hashable
 
-from eval.scores import pair_records, prf
+from genie.eval.scores import pair_records, prf
+
 from genie.labels import NO_RELATION
 from genie.records import Record
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from eval.gmner import evaluate_gmner
+from genie.eval.gmner import evaluate_gmner
+
 from genie.records import Record
 
 

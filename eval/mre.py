@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from eval.scores import Score, pair_records, prf
+from genie.eval.scores import Score, pair_records, prf
+
 from genie.errors import GenieError
 from genie.labels import NO_RELATION
 from genie.records import Record

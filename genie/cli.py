@@ -22,57 +22,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"genie: error: {message} (see {self.prog} --help)\n")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
+    """genie's command line: one subcommand per job."""
     parser = Parser(prog="genie", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for add in (_add_convert, _add_train, _add_decode, _add_evaluate, _add_features):
+        add(commands)
+    return parser
 
-    convert = commands.add_parser("convert", help="raw dataset release -> genie record (or instruction) JSONL")
-    convert.add_argument("--task", required=True, help="a task, or 'all': mix the record files "
-                                                       "<source>/<task>/<split>.jsonl of every task found")
-    convert.add_argument("--source", required=True, type=Path, help="the release folder")
-    convert.add_argument("--split", required=True)
-    convert.add_argument("--out", required=True, type=Path)
-    for option, tasks in builder_options().items():  # what each task's builder takes beyond the release folder
-        convert.add_argument(f"--{option}", type=Path, help="; ".join(f"{name}: {text}" for name, text in tasks))
-    convert.add_argument("--format", choices=("records", "instruction"), default="records",
-                         help="instruction: task, instruction, input, image_id, output and the gold record")
-    convert.add_argument("--target-format", choices=("text", "index"), default="text",
-                         help="the `output` of instruction lines")
-    convert.add_argument("--prompts", choices=("train", "heldout"), default="train",
-                         help="which paraphrase set instructions are drawn from")
-    convert.add_argument("--prompts-dir", type=Path, help="instruction templates (default: prompts/)")
 
-    train = commands.add_parser("train", help="train, select on dev, decode and score test")
-    train.add_argument("--config", type=Path, help="YAML config (configs/<task>.yaml)")
-    train.add_argument("--model", help="tiny-t5, tiny-bart, a Hugging Face name or a local save_pretrained "
-                                       "folder (same as model.name=...)")
-    train.add_argument("overrides", nargs="*", metavar="key=value")
-
-    decode = commands.add_parser("decode", help="batch-decode records to prediction JSONL")
-    decode.add_argument("--checkpoint", required=True, type=Path, help="a run's best/ folder")
-    decode.add_argument("--input", required=True, type=Path)
-    decode.add_argument("--output", required=True, type=Path)
-    decode.add_argument("--features", help="region-feature folder (default: the one used in training)")
-    decode.add_argument("--on-bad-line", choices=("error", "skip"), default="error",
-                        help="skip: input lines that are not records are counted and left out")
-    decode.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. decode.num_beams=4")
-
-    evaluate = commands.add_parser("evaluate", help="score predictions against gold records")
-    evaluate.add_argument("--task", required=True)
-    evaluate.add_argument("--gold", required=True, type=Path)
-    evaluate.add_argument("--pred", required=True, type=Path)
-
-    features = commands.add_parser("features", help="region-feature store: pack .npz files into one "
-                                                    "memory-mapped store, or check one")
-    store_commands = features.add_subparsers(dest="store_command", required=True, parser_class=Parser)
-    build = store_commands.add_parser("build", help="pack a folder of VinVL <id>.jpg.npz files into a store")
-    build.add_argument("--src", required=True, type=Path, help="the folder of .npz files")
-    build.add_argument("--out", required=True, type=Path, help="the store folder (an old store there is replaced)")
-    build.add_argument("--max-regions", type=int, default=36, help="K: the first K boxes of each file are kept")
-    build.add_argument("--dtype", default="float16", help="of the features: float16 (half the disk) or float32")
-    verify = store_commands.add_parser("verify", help="check a store's files against their sizes and checksums")
-    verify.add_argument("store", type=Path)
-
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -93,6 +53,65 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _add_convert(commands) -> None:
+    """`genie convert`: a release (or record files) -> records or instruction lines."""
+    convert = commands.add_parser("convert", help="raw dataset release -> genie record (or instruction) JSONL")
+    convert.add_argument("--task", required=True, help="a task, or 'all': mix the record files "
+                                                       "<source>/<task>/<split>.jsonl of every task found")
+    convert.add_argument("--source", required=True, type=Path, help="the release folder")
+    convert.add_argument("--split", required=True)
+    convert.add_argument("--out", required=True, type=Path)
+    for option, tasks in builder_options().items():  # what each task's builder takes beyond the release folder
+        convert.add_argument(f"--{option}", type=Path, help="; ".join(f"{name}: {text}" for name, text in tasks))
+    convert.add_argument("--format", choices=("records", "instruction"), default="records",
+                         help="instruction: task, instruction, input, image_id, output and the gold record")
+    convert.add_argument("--target-format", choices=("text", "index"), default="text",
+                         help="the `output` of instruction lines")
+    convert.add_argument("--prompts", choices=("train", "heldout"), default="train",
+                         help="which paraphrase set instructions are drawn from")
+    convert.add_argument("--prompts-dir", type=Path, help="a folder of <task>.yaml instruction templates (default: each task's own, prompts/<task>.yaml)")
+
+
+def _add_train(commands) -> None:
+    train = commands.add_parser("train", help="train, select on dev, decode and score test")
+    train.add_argument("--config", type=Path, help="YAML config (configs/<task>.yaml)")
+    train.add_argument("--model", help="tiny-t5, tiny-bart, a Hugging Face name or a local save_pretrained "
+                                       "folder (same as model.name=...)")
+    train.add_argument("overrides", nargs="*", metavar="key=value")
+
+
+def _add_decode(commands) -> None:
+    decode = commands.add_parser("decode", help="batch-decode records to prediction JSONL")
+    decode.add_argument("--checkpoint", required=True, type=Path, help="a run's best/ folder")
+    decode.add_argument("--input", required=True, type=Path)
+    decode.add_argument("--output", required=True, type=Path)
+    decode.add_argument("--features", help="region-feature folder (default: the one used in training)")
+    decode.add_argument("--on-bad-line", choices=("error", "skip"), default="error",
+                        help="skip: input lines that are not records are counted and left out")
+    decode.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. decode.num_beams=4")
+
+
+def _add_evaluate(commands) -> None:
+    evaluate = commands.add_parser("evaluate", help="score predictions against gold records")
+    evaluate.add_argument("--task", required=True)
+    evaluate.add_argument("--gold", required=True, type=Path)
+    evaluate.add_argument("--pred", required=True, type=Path)
+
+
+def _add_features(commands) -> None:
+    """`genie features build | verify`: the memory-mapped region-feature store."""
+    features = commands.add_parser("features", help="region-feature store: pack .npz files into one "
+                                                    "memory-mapped store, or check one")
+    store_commands = features.add_subparsers(dest="store_command", required=True, parser_class=Parser)
+    build = store_commands.add_parser("build", help="pack a folder of VinVL <id>.jpg.npz files into a store")
+    build.add_argument("--src", required=True, type=Path, help="the folder of .npz files")
+    build.add_argument("--out", required=True, type=Path, help="the store folder (an old store there is replaced)")
+    build.add_argument("--max-regions", type=int, default=36, help="K: the first K boxes of each file are kept")
+    build.add_argument("--dtype", default="float16", help="of the features: float16 (half the disk) or float32")
+    verify = store_commands.add_parser("verify", help="check a store's files against their sizes and checksums")
+    verify.add_argument("store", type=Path)
+
+
 def builder_options() -> dict[str, list[tuple[str, str]]]:
     """`genie convert` options the registered tasks' builders take: option -> [(task, help)]."""
     from genie.tasks import TASKS
@@ -105,10 +124,10 @@ def builder_options() -> dict[str, list[tuple[str, str]]]:
 
 
 def _convert(args) -> int:
-    from genie.formats import pointer_labels
     from genie.instructions import instruction_line
     from genie.prompts import load_prompts
     from genie.records import read_records, write_lines, write_records
+    from genie.targets import pointer_labels
     from genie.tasks import TASKS, get_task
 
     options = builder_options()

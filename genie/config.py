@@ -53,7 +53,7 @@ class DataConfig:
     sampling: str = choice("proportional", "temperature")
     temperature: float = bounded(2.0, 0.0, above=True)
     # Training batches of similar length: dynamic padding then pads less, but on the GMNER demo
-    # the model learned less per epoch (README, Train). False: random batches.
+    # the model learned less per epoch (docs/training.md, Batches and data loading). False: random batches.
     group_by_length: bool = False
     num_workers: int = bounded(0, 0)  # DataLoader worker processes for training batches (0: the main process)
     on_bad_line: str = choice("error", "skip")  # skip: a bad JSONL line is counted, reported and left out
@@ -67,7 +67,7 @@ class PromptsConfig:
 
     use: bool = False
     set: str = choice("train", "heldout")
-    dir: str | None = None  # default: the repository's prompts/
+    dir: str | None = None  # a folder of <task>.yaml; default: each task's own (prompts/<task>.yaml)
 
 
 @dataclass
@@ -176,7 +176,8 @@ class DecodeConfig:
 
 @dataclass
 class GenieConfig:
-    """`task` is one task or a list (one model trained on the mixture, `data.sampling`)."""
+    """`task` is one task or a list (one model trained on the mixture, `data.sampling`); `all`,
+    every registered task, is spelled out when the config is loaded."""
 
     task: str | list[str] = "gmner"
     target_format: str = choice("text", "index")
@@ -233,7 +234,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         data = migrate(data, source)
     if overrides:  # a wrong key or value on the command line is blamed on it, not on the file
         _build(GenieConfig, _apply(overrides, {}), "the command line", prefix="")
-    return _build(GenieConfig, _apply(overrides, data), source, prefix="")
+    cfg = _build(GenieConfig, _apply(overrides, data), source, prefix="")
+    if cfg.task == "all":  # saved spelled out: a checkpoint keeps its tasks when more are registered
+        from genie.tasks import TASKS
+
+        cfg = dataclasses.replace(cfg, task=list(TASKS))
+    return cfg
 
 
 def _apply(overrides: list[str] | tuple[str, ...], data: dict) -> dict:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from eval.boxes import iou_matrix
+from genie.eval.boxes import iou_matrix
 from genie.features import FeatureSource, RegionFeatures
 from genie.records import Record
 
@@ -36,7 +36,7 @@ def normalised_boxes(regions: RegionFeatures) -> np.ndarray:
 
 class GenieDataset(Dataset):
     """Records of one task's split, turned into model inputs lazily (features are read per
-    item); `targets` is the run's target format (`genie.formats`), `instructions` the source
+    item); `targets` is the run's target format (`genie.targets`), `instructions` the source
     prefix of each record (None: none). The tokenised text and grounding targets of an item
     never change, so they are computed once and kept: every later epoch only reads the regions."""
 

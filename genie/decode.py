@@ -13,14 +13,21 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
 from genie.batching import SortedBatches
-from genie.config import DecodeConfig, load_config
+from genie.config import DecodeConfig, GenieConfig, load_config
 from genie.data import Collator, GenieDataset
 from genie.decode_journal import DecodeJournal, input_key
 from genie.errors import GenieError
-from genie.formats import make_targets
 from genie.instructions import read_examples
-from genie.pipeline import feature_source, instructions_for, load_checkpoint, run_tasks, task_features_dir
 from genie.records import BadLines, Record, write_records
+from genie.run_setup import (
+    feature_source,
+    instructions_for,
+    load_checkpoint,
+    run_tasks,
+    task_features_dir,
+)
+from genie.targets import make_targets
+from genie.tasks import Task
 
 
 def decode_loader(dataset: GenieDataset, batch_size: int) -> DataLoader:
@@ -154,26 +161,35 @@ def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_
         rows = [i for i, r in enumerate(records) if r.task == name and i not in done]
         if not rows:
             continue
-        subset = [records[i] for i in rows]
-        targets = make_targets(cfg.target_format, tasks[name], tokenizer, cfg.model.max_source_length,
-                               cfg.model.max_target_length)
-        features = feature_source(cfg, task_features_dir(cfg, tasks[name]))
-        features.check(r.image_id for r in subset)
-        instructions = instructions_for(cfg, tasks[name], subset, [given[i] for i in rows] if given else None)
-        dataset = GenieDataset(subset, targets, features, cfg.features.zero, instructions)
-        loader = accelerator.prepare(decode_loader(dataset, cfg.decode.batch_size))
-        preds, counts = predict(accelerator, model, dataset, loader, cfg.decode, desc=f"decode {name}",
-                                on_batch=lambda got, rows=rows: journal.add([(rows[k], r, c) for k, r, c in got]))
+        preds, counts, reports[name] = _decode_task(
+            accelerator, model, tokenizer, cfg, tasks[name], [records[i] for i in rows],
+            [given[i] for i in rows] if given else None,
+            on_batch=lambda got, rows=rows: journal.add([(rows[k], r, c) for k, r, c in got]))
         for i, pred in zip(rows, preds):
             predictions[i] = pred
         stats.update(counts)
-        reports[name] = features.report()
     seconds = time.perf_counter() - started
     if accelerator.is_main_process:
         write_records(output_path, predictions)
         journal.finish()
-    features_report = next(iter(reports.values())) if len(reports) == 1 else reports
     decoded = len(predictions) - len(done)
-    return {"output": str(output_path), "records": len(predictions), **stats, "features": features_report,
+    return {"output": str(output_path), "records": len(predictions), **stats,
+            "features": next(iter(reports.values())) if len(reports) == 1 else reports,
             **({"resumed_with": len(done)} if done else {}), **(bad_lines.report() if bad_lines else {}),
             "seconds": round(seconds, 2), "records_per_second": round(decoded / max(seconds, 1e-9), 1)}
+
+
+def _decode_task(accelerator: Accelerator, model, tokenizer, cfg: GenieConfig, task: Task, records: list[Record],
+                 given: list[str] | None, on_batch) -> tuple[list[Record], Counter, dict]:
+    """One task's records with its targets, features and instructions: predictions, parser
+    counts and the feature report."""
+    targets = make_targets(cfg.target_format, task, tokenizer, cfg.model.max_source_length,
+                           cfg.model.max_target_length)
+    features = feature_source(cfg, task_features_dir(cfg, task))
+    features.check(r.image_id for r in records)
+    instructions = instructions_for(cfg, task, records, given)
+    dataset = GenieDataset(records, targets, features, cfg.features.zero, instructions)
+    loader = accelerator.prepare(decode_loader(dataset, cfg.decode.batch_size))
+    preds, counts = predict(accelerator, model, dataset, loader, cfg.decode, desc=f"decode {task.name}",
+                            on_batch=on_batch)
+    return preds, counts, features.report()

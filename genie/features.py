@@ -168,7 +168,7 @@ class FeatureSource:
 
     @property
     def text_only(self) -> bool:
-        """No feature folder: every image gets zero regions (a documented mode, README)."""
+        """No feature folder: every image gets zero regions (a documented mode: docs/training.md, Text-only runs)."""
         return self.directory is None
 
     def report(self) -> str:

@@ -32,9 +32,9 @@ from transformers.modeling_outputs import BaseModelOutput
 from genie.config import ModelConfig, RegularizersConfig
 from genie.config import PeftConfig as PeftSettings
 from genie.errors import GenieError
+from genie.index_grammar import Grammar
 from genie.pointer import PointerHead, constrained_search
 from genie.regularizers import Regularizers
-from genie.tasks.index_format import Grammar
 
 TINY_MODELS = ("tiny-t5", "tiny-bart")
 HEADS_FILE = "genie_heads.safetensors"

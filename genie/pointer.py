@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from genie.tasks.index_format import Grammar, State
+from genie.index_grammar import Grammar, State
 
 
 class PointerHead(nn.Module):

@@ -1,4 +1,4 @@
-"""Instruction templates, kept as data in `prompts/<task>.yaml`: several paraphrases per task in
+"""Instruction templates, kept as data in `prompts/<task>.yaml` (or the file a task names): several paraphrases per task in
 a `train` set and a disjoint `heldout` set, `{labels}` standing for the task's label set.
 
 Each record gets one paraphrase, chosen by a hash of its id: the same on every run and every
@@ -17,7 +17,6 @@ from genie.errors import GenieError
 from genie.records import Record
 from genie.tasks import Task
 
-PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
 SETS = ("train", "heldout")
 
 
@@ -33,8 +32,9 @@ class Prompts:
 
 
 def load_prompts(task: Task, directory: str | Path | None = None) -> Prompts:
-    """The task's templates, checked: both sets present, non-empty, disjoint, `{labels}` only."""
-    path = Path(directory or PROMPTS_DIR) / f"{task.name}.yaml"
+    """The task's templates (from `directory/<task>.yaml` when given), checked: both sets present,
+    non-empty, disjoint, `{labels}` only."""
+    path = Path(directory) / f"{task.name}.yaml" if directory else task.prompts_file
     if not path.is_file():
         raise GenieError(f"no instruction templates for task {task.name}", path)
     try:

@@ -34,20 +34,21 @@ from genie.config import GenieConfig
 from genie.data import Collator, GenieDataset
 from genie.decode import decode_loader, predict
 from genie.errors import GenieError
-from genie.formats import make_targets
 from genie.io import atomic_folder, atomic_write, install, staging
 from genie.modeling import GenieModel
-from genie.pipeline import (
+from genie.records import write_records
+from genie.run_folder import Interrupted, RunFolder, default_output_dir, fingerprint
+from genie.run_setup import (
     SPLITS,
+    TaskData,
     build_model,
     load_task_data,
     run_tasks,
     split_files,
     with_demo_features,
 )
-from genie.records import write_records
-from genie.run_folder import Interrupted, RunFolder, default_output_dir, fingerprint
 from genie.sampling import TemperatureSampler
+from genie.targets import make_targets
 from genie.tasks import Task
 
 logger = logging.getLogger(__name__)
@@ -93,173 +94,282 @@ def train(cfg: GenieConfig) -> dict:
     (a multi-task run: each task's, and the mean of their headline F1). The run folder is locked
     for the run; Ctrl-C or SIGTERM raise `Interrupted`, naming the last checkpoint."""
     cfg = replace(cfg, train=replace(cfg.train, output_dir=cfg.train.output_dir or default_output_dir(cfg)))
-    out = Path(cfg.train.output_dir)
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
-                              mixed_precision=cfg.train.mixed_precision, project_dir=str(out),
-                              # A batch without grounding slots leaves the grounding head out of the loss.
-                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-    logging.getLogger("accelerate.utils.other").addFilter(_TiedEmbeddings())
-    folder = RunFolder(out)
-    _on_main(accelerator, folder.lock)
-    try:
-        return _run(accelerator, cfg, folder)
-    except KeyboardInterrupt:
-        raise Interrupted(out, _latest(out / "checkpoints") if folder.claimed else None) from None
-    finally:
-        folder.release()
+    run_tasks(cfg)  # a wrong task name or format stops here, before a run folder exists
+    return Trainer(cfg).run()
 
 
-def _run(accelerator: Accelerator, cfg: GenieConfig, folder: RunFolder) -> dict:
-    out = folder.path
-    accelerator.print(f"run folder: {out}")
-    set_seed(cfg.train.seed)
-    tasks = run_tasks(cfg)
-    cfg = with_demo_features(cfg)  # saved with the model for decode
-    with accelerator.main_process_first():  # the main process builds the demo, the others then read it
-        data = [load_task_data(cfg, task) for task in tasks]
-    if any(part.features.text_only for part in data):
-        accelerator.print("text-only run: features.dir is unset, so the model sees no image (README, Text-only runs)")
-    files = {f"{task.name}/{split}": path for task in tasks for split, path in split_files(cfg, task).items()}
-    inputs = (*files.values(), *(part.features.directory for part in data if part.features.directory))
-    claim = _on_main(accelerator, lambda: folder.claim(fingerprint(cfg, files, accelerator.num_processes),
-                                                       cfg.train.resume, cfg.train.overwrite, inputs))
-    if claim == "finished":
-        accelerator.print(f"{out}: this run has finished (nothing trained); its test metrics:")
-        return json.loads((out / "test_metrics.json").read_text(encoding="utf-8"))
-    checkpoints = out / "checkpoints"
-    resume_from = _latest(checkpoints) if claim == "resume" else None
-    # A resumed tiny model must keep the vocabulary its checkpoint was trained with.
-    saved_tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer") if resume_from else None
-    tokenizer, model = build_model(cfg, data, saved_tokenizer)
+class Trainer:
+    """One run in parts: `setup` (data, model, optimizer, scheduler, `prepare`, resume), `fit`
+    (epochs of `train_step`, then `evaluate_and_select` and `checkpoint`), and `test` with the
+    best checkpoint."""
 
-    collate = Collator(tokenizer.pad_token_id)
-    parts = []
-    for part in data:
-        targets = make_targets(cfg.target_format, part.task, tokenizer, cfg.model.max_source_length,
+    def __init__(self, cfg: GenieConfig):
+        self.cfg = cfg
+        self.out = Path(cfg.train.output_dir)
+        self.accelerator = Accelerator(
+            gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
+            mixed_precision=cfg.train.mixed_precision, project_dir=str(self.out),
+            # A batch without grounding slots leaves the grounding head out of the loss.
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+        logging.getLogger("accelerate.utils.other").addFilter(_TiedEmbeddings())
+        self.folder = RunFolder(self.out)
+        self.state = LoopState()
+        self.dropped = False  # a NaN or inf in this optimizer step's batches: nothing of it is applied
+
+    def run(self) -> dict:
+        _on_main(self.accelerator, self.folder.lock)
+        try:
+            if self.setup() == "finished":
+                self.accelerator.print(f"{self.out}: this run has finished (nothing trained); its test metrics:")
+                return json.loads((self.out / "test_metrics.json").read_text(encoding="utf-8"))
+            self.fit()
+            return self.test()
+        except KeyboardInterrupt:
+            raise Interrupted(self.out, _latest(self.checkpoints) if self.folder.claimed else None) from None
+        finally:
+            self.folder.release()
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.out / "checkpoints"
+
+    # -- setup --------------------------------------------------------------------------------
+
+    def setup(self) -> str:
+        """Everything before the first step; returns how the run folder was claimed (new, resume,
+        finished)."""
+        self.accelerator.print(f"run folder: {self.out}")
+        set_seed(self.cfg.train.seed)
+        claim = self._load_data()
+        if claim == "finished":
+            return claim
+        resume_from = _latest(self.checkpoints) if claim == "resume" else None
+        # A resumed tiny model must keep the vocabulary its checkpoint was trained with.
+        saved_tokenizer = AutoTokenizer.from_pretrained(self.out / "tokenizer") if resume_from else None
+        self.tokenizer, model = build_model(self.cfg, self.data, saved_tokenizer)
+        self.parts = [self._part(part) for part in self.data]
+        loader = train_loader(self.cfg, [part.sets["train"] for part in self.parts],
+                              Collator(self.tokenizer.pad_token_id))
+        optimizer = build_optimizer(model, self.cfg)
+        self.total_steps = self._total_steps(loader)
+        scheduler = self._scheduler(optimizer)
+        self._prepare(model, optimizer, loader, scheduler)
+        self._restore_or_start(resume_from)
+        self._announce()
+        return claim
+
+    def _load_data(self) -> str:
+        """The tasks' records and features (the main process builds a demo first), and the run
+        folder claimed for exactly these inputs."""
+        accelerator, cfg = self.accelerator, self.cfg
+        tasks = run_tasks(cfg)
+        self.cfg = cfg = with_demo_features(cfg)  # saved with the model for decode
+        with accelerator.main_process_first():  # the main process builds the demo, the others then read it
+            self.data = [load_task_data(cfg, task) for task in tasks]
+        if any(part.features.text_only for part in self.data):
+            accelerator.print("text-only run: features.dir is unset, so the model sees no image (docs/training.md, Text-only runs)")
+        files = {f"{task.name}/{split}": path for task in tasks for split, path in split_files(cfg, task).items()}
+        inputs = (*files.values(), *(part.features.directory for part in self.data if part.features.directory))
+        return _on_main(accelerator, lambda: self.folder.claim(fingerprint(cfg, files, accelerator.num_processes),
+                                                                 cfg.train.resume, cfg.train.overwrite, inputs))
+
+    def _part(self, data: TaskData) -> Part:
+        cfg = self.cfg
+        targets = make_targets(cfg.target_format, data.task, self.tokenizer, cfg.model.max_source_length,
                                cfg.model.max_target_length)
-        sets = {split: GenieDataset(part.records[split], targets, part.features, cfg.features.zero,
-                                    part.instructions[split]) for split in SPLITS}
+        sets = {split: GenieDataset(data.records[split], targets, data.features, cfg.features.zero,
+                                    data.instructions[split]) for split in SPLITS}
         loaders = {split: decode_loader(sets[split], cfg.decode.batch_size) for split in ("dev", "test")}
-        parts.append(Part(part.task, sets, loaders))
-    train_loader = _train_loader(cfg, [part.sets["train"] for part in parts], collate)
+        return Part(data.task, sets, loaders)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.learning_rate,
-                                  weight_decay=cfg.train.weight_decay)
-    # Each process gets every num_processes-th batch (accelerate evens out the last round).
-    batches_per_process = math.ceil(len(train_loader) / accelerator.num_processes)
-    steps_per_epoch = math.ceil(batches_per_process / cfg.train.gradient_accumulation_steps)
-    total_steps = cfg.train.epochs * steps_per_epoch
-    if cfg.train.max_steps:
-        total_steps = min(total_steps, cfg.train.max_steps)
-    # accelerate steps a prepared scheduler num_processes times per optimizer step (split_batches=False).
-    scheduler = get_scheduler("linear", optimizer,
-                              num_warmup_steps=int(cfg.train.warmup_ratio * total_steps) * accelerator.num_processes,
-                              num_training_steps=total_steps * accelerator.num_processes)
-    eval_loaders = [part.loaders[split] for part in parts for split in ("dev", "test")]
-    model, optimizer, train_loader, scheduler, *eval_loaders = accelerator.prepare(
-        model, optimizer, train_loader, scheduler, *eval_loaders)
-    for part, dev, test in zip(parts, eval_loaders[::2], eval_loaders[1::2]):
-        part.loaders = {"dev": dev, "test": test}
-    state = LoopState()
-    accelerator.register_for_checkpointing(state)
-    adapters = cfg.peft.method != "none"
-    if adapters:
-        accelerator.register_save_state_pre_hook(_keep_trainable)
+    def _total_steps(self, loader: DataLoader) -> int:
+        train = self.cfg.train
+        # Each process gets every num_processes-th batch (accelerate evens out the last round).
+        batches_per_process = math.ceil(len(loader) / self.accelerator.num_processes)
+        steps = train.epochs * math.ceil(batches_per_process / train.gradient_accumulation_steps)
+        return min(steps, train.max_steps) if train.max_steps else steps
 
-    if resume_from:
-        # Adapter checkpoints lack the frozen base (DeepSpeed's engine loads its own checkpoints).
-        strict = {"strict": not adapters} if accelerator.state.deepspeed_plugin is None else {}
-        accelerator.load_state(str(resume_from), **strict)
-        accelerator.print(f"resumed from {resume_from} at step {state.completed_steps}")
-    elif accelerator.is_main_process:
-        with atomic_folder(out / "tokenizer") as tmp:  # a resume must never read half a tokenizer
-            tokenizer.save_pretrained(tmp)
-    _save_config(accelerator, cfg, out)
-    for part in parts:
-        accelerator.print(f"{part.task.name}: " + " / ".join(f"{len(part.sets[s])} {s}" for s in SPLITS))
-    for part in data:
-        for report in part.skipped.values():
-            accelerator.print(f"{report['file']}: {report['skipped_lines']} bad line(s) skipped "
-                              f"(data.on_bad_line=skip); the first: {report['first_skipped']}")
-    size = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())  # ZeRO-3 partitions weights
-    accelerator.print(f"{size:,} parameters, {total_steps} steps, {accelerator.num_processes} process(es)")
+    def _scheduler(self, optimizer: torch.optim.Optimizer):
+        # accelerate steps a prepared scheduler num_processes times per optimizer step (split_batches=False).
+        processes = self.accelerator.num_processes
+        return get_scheduler("linear", optimizer,
+                             num_warmup_steps=int(self.cfg.train.warmup_ratio * self.total_steps) * processes,
+                             num_training_steps=self.total_steps * processes)
 
-    with tqdm(total=total_steps, initial=state.completed_steps, desc="train",
-              disable=not accelerator.is_local_main_process) as progress:  # closed on an interrupt too
-        while state.epoch < cfg.train.epochs and state.completed_steps < total_steps:
-            model.train()
-            train_loader.set_epoch(state.epoch)
-            loader = train_loader
-            if state.step_in_epoch:  # resumed mid-epoch: the batches already seen are skipped
-                loader = accelerator.skip_first_batches(train_loader, state.step_in_epoch)
-            dropped = False  # a NaN or inf in this optimizer step's batches: nothing of it is applied
-            for batch in loader:
-                with accelerator.accumulate(model):
-                    losses = model(batch, cfg.train.grounding_weight)
-                    finite = _all_finite(accelerator, losses["loss"])
-                    if finite:
-                        accelerator.backward(losses["loss"])
-                    if finite and accelerator.sync_gradients:
-                        finite = _all_finite(accelerator, accelerator.clip_grad_norm_(model.parameters(), 1.0))
-                    if not finite and not dropped:
-                        _nonfinite(accelerator, cfg, state, losses, checkpoints)
-                    dropped = dropped or not finite
-                    if not (dropped and accelerator.sync_gradients):
-                        optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()  # also clears what a dropped step had accumulated
-                state.step_in_epoch += 1
-                if accelerator.sync_gradients:
-                    dropped = False
-                    state.completed_steps += 1
-                    progress.update(1)
-                    progress.set_postfix({name.removesuffix("_loss"): f"{value.item():.3f}"
-                                          for name, value in losses.items()}, refresh=False)
-                    every = cfg.train.checkpoint_every_steps
-                    if every and state.completed_steps % every == 0:
-                        _checkpoint(accelerator, folder, state, cfg.train.keep_checkpoints)
-                    if state.completed_steps >= total_steps:
-                        break
-            state.epoch += 1
-            state.step_in_epoch = 0
-            if state.epoch % cfg.train.eval_every_epochs == 0 or state.completed_steps >= total_steps:
-                scores = {part.task.name: _evaluate(accelerator, model, part, "dev", cfg)[0][part.task.headline]["f1"]
-                          for part in parts}
-                metric = sum(scores.values()) / len(scores)
-                accelerator.print(f"epoch {state.epoch}: dev " + ", ".join(
-                    f"{parts[k].task.headline} F1 {f1:.2f}" for k, f1 in enumerate(scores.values()))
-                    + (f", mean {metric:.2f}" if len(parts) > 1 else ""))
-                if metric > state.best_metric:
-                    state.best_metric = metric
-                    _save_best(accelerator, model, tokenizer, cfg, out)
-            _checkpoint(accelerator, folder, state, cfg.train.keep_checkpoints)
+    def _prepare(self, model, optimizer, loader, scheduler) -> None:
+        eval_loaders = [part.loaders[split] for part in self.parts for split in ("dev", "test")]
+        self.model, self.optimizer, self.train_loader, self.scheduler, *eval_loaders = self.accelerator.prepare(
+            model, optimizer, loader, scheduler, *eval_loaders)
+        for part, dev, test in zip(self.parts, eval_loaders[::2], eval_loaders[1::2]):
+            part.loaders = {"dev": dev, "test": test}
+        self.accelerator.register_for_checkpointing(self.state)
+        if self.cfg.peft.method != "none":
+            self.accelerator.register_save_state_pre_hook(_keep_trainable)
 
-    accelerator.wait_for_everyone()
-    best = GenieModel.from_pretrained(out / "best")
-    accelerator.unwrap_model(model).load_state_dict(best.state_dict())
-    results, predictions = {}, []
-    for part in parts:
-        metrics, preds = _evaluate(accelerator, model, part, "test", cfg)
-        results[part.task.name] = metrics
-        predictions += preds
-    if len(parts) == 1:
-        metrics = results[parts[0].task.name]
-    else:
-        metrics = {**results, "mean": sum(results[p.task.name][p.task.headline]["f1"] for p in parts) / len(parts)}
-    metrics["dev_best"] = state.best_metric
-    metrics["text_only"] = any(part.features.text_only for part in data)
-    metrics["skipped_steps"] = state.skipped_steps
-    skipped = {f"{part.task.name}/{split}": report for part in data for split, report in part.skipped.items()}
-    if skipped:
-        metrics["skipped_lines"] = skipped
-    if accelerator.is_main_process:
-        write_records(out / "test_predictions.jsonl", predictions)
-        with atomic_write(out / "test_metrics.json") as handle:
-            json.dump(metrics, handle, indent=2)
-    return metrics
+    def _restore_or_start(self, resume_from: Path | None) -> None:
+        accelerator = self.accelerator
+        if resume_from:
+            # Adapter checkpoints lack the frozen base (DeepSpeed's engine loads its own checkpoints).
+            strict = {"strict": self.cfg.peft.method == "none"} if accelerator.state.deepspeed_plugin is None else {}
+            accelerator.load_state(str(resume_from), **strict)
+            accelerator.print(f"resumed from {resume_from} at step {self.state.completed_steps}")
+        elif accelerator.is_main_process:
+            with atomic_folder(self.out / "tokenizer") as tmp:  # a resume must never read half a tokenizer
+                self.tokenizer.save_pretrained(tmp)
+        if accelerator.is_main_process:
+            with atomic_write(self.out / "genie.yaml") as handle:
+                yaml.safe_dump(self.cfg.to_dict(), handle, sort_keys=False)
+
+    def _announce(self) -> None:
+        print = self.accelerator.print
+        for part in self.parts:
+            print(f"{part.task.name}: " + " / ".join(f"{len(part.sets[s])} {s}" for s in SPLITS))
+        for part in self.data:
+            for report in part.skipped.values():
+                print(f"{report['file']}: {report['skipped_lines']} bad line(s) skipped "
+                      f"(data.on_bad_line=skip); the first: {report['first_skipped']}")
+        size = sum(getattr(p, "ds_numel", p.numel()) for p in self.model.parameters())  # ZeRO-3 partitions weights
+        print(f"{size:,} parameters, {self.total_steps} steps, {self.accelerator.num_processes} process(es)")
+
+    # -- training -----------------------------------------------------------------------------
+
+    def fit(self) -> None:
+        state, train = self.state, self.cfg.train
+        with tqdm(total=self.total_steps, initial=state.completed_steps, desc="train",
+                  disable=not self.accelerator.is_local_main_process) as progress:  # closed on an interrupt too
+            while state.epoch < train.epochs and state.completed_steps < self.total_steps:
+                self.model.train()
+                self.train_loader.set_epoch(state.epoch)
+                loader = self.train_loader
+                if state.step_in_epoch:  # resumed mid-epoch: the batches already seen are skipped
+                    loader = self.accelerator.skip_first_batches(self.train_loader, state.step_in_epoch)
+                for batch in loader:
+                    losses = self.train_step(batch)
+                    if self.accelerator.sync_gradients:
+                        progress.update(1)
+                        progress.set_postfix({name.removesuffix("_loss"): f"{value.item():.3f}"
+                                              for name, value in losses.items()}, refresh=False)
+                        if train.checkpoint_every_steps and state.completed_steps % train.checkpoint_every_steps == 0:
+                            self.checkpoint()
+                        if state.completed_steps >= self.total_steps:
+                            break
+                state.epoch += 1
+                state.step_in_epoch = 0
+                if state.epoch % train.eval_every_epochs == 0 or state.completed_steps >= self.total_steps:
+                    self.evaluate_and_select()
+                self.checkpoint()
+
+    def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """One batch forward and backward; on the last batch of an accumulation, the optimizer
+        step, left out (with everything accumulated) when a loss or the gradient norm is not
+        finite on any process."""
+        accelerator, state = self.accelerator, self.state
+        with accelerator.accumulate(self.model):
+            losses = self.model(batch, self.cfg.train.grounding_weight)
+            finite = _all_finite(accelerator, losses["loss"])
+            if finite:
+                accelerator.backward(losses["loss"])
+            if finite and accelerator.sync_gradients:
+                finite = _all_finite(accelerator, accelerator.clip_grad_norm_(self.model.parameters(), 1.0))
+            if not finite and not self.dropped:
+                _nonfinite(accelerator, self.cfg, state, losses, self.checkpoints)
+            self.dropped = self.dropped or not finite
+            if not (self.dropped and accelerator.sync_gradients):
+                self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad()  # also clears what a dropped step had accumulated
+        state.step_in_epoch += 1
+        if accelerator.sync_gradients:
+            self.dropped = False
+            state.completed_steps += 1
+        return losses
+
+    def evaluate_and_select(self) -> None:
+        """Dev headline F1 per task (their mean selects); a better one replaces `best/`."""
+        scores = {part.task.name: self._evaluate(part, "dev")[0][part.task.headline]["f1"] for part in self.parts}
+        metric = sum(scores.values()) / len(scores)
+        self.accelerator.print(f"epoch {self.state.epoch}: dev " + ", ".join(
+            f"{part.task.headline} F1 {f1:.2f}" for part, f1 in zip(self.parts, scores.values()))
+            + (f", mean {metric:.2f}" if len(self.parts) > 1 else ""))
+        if metric > self.state.best_metric:
+            self.state.best_metric = metric
+            self._save_best()
+
+    def checkpoint(self) -> None:
+        """save_state to a temporary folder, then rename: a kill mid-save leaves the last good one."""
+        accelerator = self.accelerator
+        final = self.checkpoints / f"step_{self.state.completed_steps}"
+        tmp = staging(final)  # every process writes its part there (atomic_folder is one process's)
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            install(tmp, final)
+            for old in _saved(self.checkpoints)[:-self.cfg.train.keep_checkpoints]:
+                shutil.rmtree(old)
+            self.folder.checkpointed()
+        accelerator.wait_for_everyone()
+
+    def _save_best(self) -> None:
+        accelerator = self.accelerator
+        accelerator.wait_for_everyone()
+        state = accelerator.get_state_dict(self.model)  # on every process: under ZeRO-3 it gathers the shards
+        if accelerator.is_main_process:
+            with atomic_folder(self.out / "best") as tmp:
+                accelerator.unwrap_model(self.model).save_pretrained(tmp, state_dict=state)
+                self.tokenizer.save_pretrained(tmp)
+                (tmp / "genie.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        accelerator.wait_for_everyone()
+
+    # -- test ---------------------------------------------------------------------------------
+
+    def test(self) -> dict:
+        """The test split decoded with the best dev checkpoint: metrics and predictions saved."""
+        self.accelerator.wait_for_everyone()
+        best = GenieModel.from_pretrained(self.out / "best")
+        self.accelerator.unwrap_model(self.model).load_state_dict(best.state_dict())
+        results, predictions = {}, []
+        for part in self.parts:
+            results[part.task.name], preds = self._evaluate(part, "test")
+            predictions += preds
+        metrics = self._summary(results)
+        if self.accelerator.is_main_process:
+            write_records(self.out / "test_predictions.jsonl", predictions)
+            with atomic_write(self.out / "test_metrics.json") as handle:
+                json.dump(metrics, handle, indent=2)
+        return metrics
+
+    def _summary(self, results: dict[str, dict]) -> dict:
+        parts = self.parts
+        if len(parts) == 1:
+            metrics = results[parts[0].task.name]
+        else:
+            metrics = {**results, "mean": sum(results[p.task.name][p.task.headline]["f1"] for p in parts) / len(parts)}
+        metrics["dev_best"] = self.state.best_metric
+        metrics["text_only"] = any(part.features.text_only for part in self.data)
+        metrics["skipped_steps"] = self.state.skipped_steps
+        skipped = {f"{part.task.name}/{split}": report for part in self.data for split, report in part.skipped.items()}
+        if skipped:
+            metrics["skipped_lines"] = skipped
+        return metrics
+
+    def _evaluate(self, part: Part, split: str) -> tuple[dict, list]:
+        """A task's metrics on a split (with parser and feature counts), and its predictions."""
+        dataset = part.sets[split]
+        preds, stats = predict(self.accelerator, self.model, dataset, part.loaders[split], self.cfg.decode,
+                               desc=f"{split} {part.task.name}")
+        metrics = part.task.evaluate(dataset.records, preds)
+        metrics["parser"] = dict(stats)
+        features = dataset.features
+        for seen, missing in gather_object([(features.seen, features.missing)]):  # each process read its shards
+            features.merge(seen, missing)
+        metrics["features"] = features.report()
+        return metrics, preds
 
 
-def _train_loader(cfg: GenieConfig, sets: list[GenieDataset], collate: Collator) -> DataLoader:
+def train_loader(cfg: GenieConfig, sets: list[GenieDataset], collate: Collator) -> DataLoader:
     """Batches of the tasks' train sets: shuffled (or temperature-sampled across tasks) each
     epoch, and grouped by length with `data.group_by_length=true`."""
     sizes = [len(s) for s in sets]
@@ -274,6 +384,10 @@ def _train_loader(cfg: GenieConfig, sets: list[GenieDataset], collate: Collator)
     return DataLoader(ConcatDataset(sets), batch_sampler=batches, collate_fn=collate,
                       num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0,
                       generator=torch.Generator().manual_seed(cfg.train.seed))
+
+
+def build_optimizer(model: torch.nn.Module, cfg: GenieConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=cfg.train.learning_rate, weight_decay=cfg.train.weight_decay)
 
 
 def _on_main(accelerator: Accelerator, action: Callable[[], T]) -> T:
@@ -314,17 +428,6 @@ def _nonfinite(accelerator: Accelerator, cfg: GenieConfig, state: LoopState, los
         tqdm.write(f"{where}: a NaN or inf loss or gradient; the step is skipped ({state.skipped_steps} so far)")
 
 
-def _evaluate(accelerator: Accelerator, model, part: Part, split: str, cfg: GenieConfig) -> tuple[dict, list]:
-    """A task's metrics on a split (with parser and feature counts), and its predictions."""
-    dataset = part.sets[split]
-    preds, stats = predict(accelerator, model, dataset, part.loaders[split], cfg.decode, desc=f"{split} {part.task.name}")
-    metrics = part.task.evaluate(dataset.records, preds)
-    metrics["parser"] = dict(stats)
-    features = dataset.features
-    for seen, missing in gather_object([(features.seen, features.missing)]):  # each process read its shards
-        features.merge(seen, missing)
-    metrics["features"] = features.report()
-    return metrics, preds
 
 
 def _keep_trainable(models: list, weights: list[dict], _output_dir: str) -> None:
@@ -343,38 +446,3 @@ def _saved(checkpoints: Path) -> list[Path]:
 def _latest(checkpoints: Path) -> Path | None:
     found = _saved(checkpoints)
     return found[-1] if found else None
-
-
-def _checkpoint(accelerator: Accelerator, folder: RunFolder, state: LoopState, keep: int) -> None:
-    """save_state to a temporary folder, then rename: a kill mid-save leaves the last good one."""
-    checkpoints = folder.path / "checkpoints"
-    final = checkpoints / f"step_{state.completed_steps}"
-    tmp = staging(final)  # every process writes its part there (atomic_folder is one process's)
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        install(tmp, final)
-        for old in _saved(checkpoints)[:-keep]:
-            shutil.rmtree(old)
-        folder.checkpointed()
-    accelerator.wait_for_everyone()
-
-
-def _save_best(accelerator: Accelerator, model, tokenizer, cfg: GenieConfig, out: Path) -> None:
-    accelerator.wait_for_everyone()
-    state = accelerator.get_state_dict(model)  # on every process: under ZeRO-3 it gathers the shards
-    if accelerator.is_main_process:
-        with atomic_folder(out / "best") as tmp:
-            accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state)
-            tokenizer.save_pretrained(tmp)
-            (tmp / "genie.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    accelerator.wait_for_everyone()
-
-
-def _save_config(accelerator: Accelerator, cfg: GenieConfig, out: Path) -> None:
-    if accelerator.is_main_process:
-        with atomic_write(out / "genie.yaml") as handle:
-            yaml.safe_dump(cfg.to_dict(), handle, sort_keys=False)

@@ -10,10 +10,10 @@ import numpy as np
 
 from genie.data import grounding_target
 from genie.features import RegionFeatures
+from genie.index_grammar import REGION
 from genie.records import Record
 from genie.tasks import Task
 from genie.tasks.entity_text import IN_IMAGE
-from genie.tasks.index_format import REGION
 
 FORMATS = ("text", "index")
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from eval.boxes import iou_matrix
+from genie.eval.boxes import iou_matrix
 
 
 def test_identical_and_disjoint_boxes():

@@ -10,15 +10,15 @@ import random
 
 import pytest
 import torch
-from demo_sets import small_demos
+from demo_sets import small_demos, task_config
 from transformers import LogitsProcessor
 
-from genie.config import DecodeConfig, load_config
+from genie.config import DecodeConfig
 from genie.constrained import TextConstraint
 from genie.data import Collator, GenieDataset
-from genie.formats import make_targets
-from genie.pipeline import build_model, load_task_data
 from genie.records import Entity, Record, read_records
+from genie.run_setup import build_model, load_task_data
+from genie.targets import make_targets
 from genie.tasks import TASKS, get_task
 from genie.tasks.mentions import NUMBER_TEXT
 from genie.tasks.text_grammar import AnyWriter
@@ -134,7 +134,7 @@ def untrained(demos, name: str, backbone: str, seed: int = 0):
     """A random tiny model with text targets, its dev records and one batch of them."""
     torch.manual_seed(seed)
     task = get_task(name)
-    cfg = load_config(f"configs/{name}.yaml", [f"model.name={backbone}", "model.d_model=32", "model.heads=2",
+    cfg = task_config(name, [f"model.name={backbone}", "model.d_model=32", "model.heads=2",
                                                 "model.d_ff=64", "features.dim=16", "model.vocab_size=300",
                                                 "model.dropout=0.0", f"data.dir={demos / name}",
                                                 f"features.dir={demos / name / 'features'}"])
@@ -158,7 +158,7 @@ class Jitter(LogitsProcessor):
 
 
 @pytest.mark.parametrize("backbone", ["tiny-t5", "tiny-bart"])
-@pytest.mark.parametrize("name", ["gmner", "jmere", "mre"])
+@pytest.mark.parametrize("name", sorted(TASKS))
 def test_random_models_write_only_what_parses_and_match_masking_every_token(name, backbone, demos):
     """A random model, unconstrained, writes text the parser cannot read; constrained, it writes
     only text that parses whole and ends within the length budget, and exactly the sequences

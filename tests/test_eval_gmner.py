@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from genie.eval.gmner import evaluate_gmner
+from genie.eval.scores import prf
 
-from eval.gmner import evaluate_gmner
-from eval.scores import prf
 from genie.errors import GenieError
 from genie.records import Entity, Record
 

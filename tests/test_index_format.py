@@ -8,21 +8,20 @@ import random
 
 import pytest
 import torch
-from demo_sets import small_demos
+from demo_sets import small_demos, task_config
 
-from genie.config import load_config
 from genie.data import Collator, GenieDataset
 from genie.errors import GenieError
-from genie.formats import make_targets
+from genie.index_grammar import REGION, State
 from genie.modeling import GenieModel
-from genie.pipeline import build_model, load_task_data
 from genie.records import Entity, Record, Relation
-from genie.tasks import get_task
-from genie.tasks.index_format import REGION, State
+from genie.run_setup import build_model, load_task_data
+from genie.targets import make_targets
+from genie.tasks import TASKS, get_task
 from genie.tokenizer import train_t5_tokenizer
 
 GMNER, JMERE, FMNERG = get_task("gmner"), get_task("jmere"), get_task("fmnerg")
-INDEX_TASKS = ("gmner", "mner", "fmnerg", "jmere")
+INDEX_TASKS = sorted(name for name, task in TASKS.items() if task.index_format)
 
 
 def special(task, name: str) -> int:
@@ -121,7 +120,7 @@ def untrained(demos, name: str, backbone: str, seed: int):
 def untrained_dataset(demos, name: str, backbone: str, seed: int):
     torch.manual_seed(seed)
     task = get_task(name)
-    cfg = load_config(f"configs/{name}.yaml", ["target_format=index", f"model.name={backbone}", "model.d_model=32",
+    cfg = task_config(name, ["target_format=index", f"model.name={backbone}", "model.d_model=32",
                                                 "model.heads=2", "model.d_ff=64", "features.dim=16",
                                                 "model.vocab_size=300", "model.dropout=0.0",
                                                 f"data.dir={demos / name}", f"features.dir={demos / name / 'features'}"])

@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from genie.data_builders import BuildResult
 
-from data_builders import BuildResult
 from genie.cli import main
 from genie.config import load_config
 from genie.decode import decode_file
@@ -35,6 +35,7 @@ def toy():
         name = "toy"
         builder = staticmethod(build_toy)
         builder_options = {"shift": "a toy option"}
+        prompts = get_task("mner").prompts_file
 
     task = register(Toy())
     yield task

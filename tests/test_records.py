@@ -7,7 +7,14 @@ import json
 import pytest
 
 from genie.errors import GenieError
-from genie.records import BadLines, Entity, Record, Relation, read_records, write_records
+from genie.records import (
+    BadLines,
+    Entity,
+    Record,
+    Relation,
+    read_records,
+    write_records,
+)
 
 TOKENS = ["Obama", "joins", "Acme"]
 

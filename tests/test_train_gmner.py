@@ -22,10 +22,16 @@ from genie.config import load_config
 from genie.data import GenieDataset
 from genie.decode import decode_file, decode_loader, predict
 from genie.feature_store import build_store
-from genie.formats import make_targets
 from genie.modeling import build_backbone
-from genie.pipeline import build_model, feature_source, load_checkpoint, load_task_data, task_features_dir
 from genie.records import read_records
+from genie.run_setup import (
+    build_model,
+    feature_source,
+    load_checkpoint,
+    load_task_data,
+    task_features_dir,
+)
+from genie.targets import make_targets
 from genie.tasks import get_task
 from genie.tokenizer import train_t5_tokenizer
 from genie.train import train
@@ -157,7 +163,7 @@ def test_model_option_loads_a_local_save_pretrained_folder(tmp_path, caplog):
     folder = tmp_path / "local-model"
     backbone.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    with caplog.at_level(logging.WARNING, logger="genie.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="genie.run_setup"):
         loaded_tokenizer, model = build_model(load_config("configs/gmner.yaml", [f"model.name={folder}"]), [part])
         assert "keeps its own sizes" not in caplog.text  # the config's sizes are the backbone's
         build_model(load_config("configs/gmner.yaml", [f"model.name={folder}", "model.d_model=32"]), [part])

@@ -7,6 +7,8 @@ module that calls `register`, nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
 from typing import Callable
 
 from genie.demo import DemoSpec
@@ -50,12 +52,20 @@ class Task:
     labels: tuple[str, ...] = ()  # entity types, or relation labels for relation tasks
     headline: str = ""  # the metric that selects the checkpoint on dev
     grounded: bool = False  # has a grounding head
+    predicts_relations: bool = False  # predicts relations (its headline counts relations, not entities)
+    given_entities: bool = False  # the entities are input: one relation per record is the answer
+    readable_only: tuple[str, ...] = ()  # scores that cannot count unreadable units (they have no type)
     demo: DemoSpec  # the embedded synthetic corpus `make train` uses
     index_format = None  # EntityIndexFormat / TripleIndexFormat, for tasks that have one
     metric: Callable[[list[Record], list[Record]], dict]  # (gold, predicted) -> scores
     # (release folder, split, **options) -> BuildResult: `genie convert --task <name>` (data_builders/)
     builder: Callable
     builder_options: dict[str, str] = {}  # extra `genie convert --<option> PATH` it takes: option -> help
+    prompts: str | Path | None = None  # its instruction templates (YAML); None: prompts/<name>.yaml
+
+    @property
+    def prompts_file(self) -> Path:
+        return Path(self.prompts or files("genie.prompt_templates") / f"{self.name}.yaml")
 
     @property
     def label_words(self) -> tuple[str, ...]:
@@ -101,6 +111,8 @@ def register(task: Task) -> Task:
     missing = [part for part in ("labels", "headline", "demo", "metric", "builder") if not getattr(task, part, None)]
     missing += [method for method in ("linearize", "parse", "text_grammar")
                 if getattr(type(task), method) is getattr(Task, method)]
+    if not task.prompts_file.is_file():
+        missing.append(f"instruction templates ({task.prompts_file} not found)")
     if missing:
         raise GenieError(f"task '{task.name}' ({kind}) lacks {', '.join(missing)}")
     TASKS[task.name] = task

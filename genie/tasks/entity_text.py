@@ -14,7 +14,13 @@ import re
 from genie.errors import GenieError
 from genie.records import Entity, Record
 from genie.tasks.base import Parsed, Target, Task
-from genie.tasks.mentions import NUMBER_TEXT, MentionSlot, Mentions, article, name_pattern
+from genie.tasks.mentions import (
+    NUMBER_TEXT,
+    Mentions,
+    MentionSlot,
+    article,
+    name_pattern,
+)
 from genie.tasks.text_grammar import AnyWriter, Slot, TextGrammar, Writer
 
 SEPARATOR = " [SEP] "

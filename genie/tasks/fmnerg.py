@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from data_builders.fmnerg import build_fmnerg
-from eval.fmnerg import evaluate_fmnerg
+from genie.data_builders.fmnerg import build_fmnerg
 from genie.demo import EntityDemo
 from genie.demo.entities import FMNERG_CONTEXTS
+from genie.eval.fmnerg import evaluate_fmnerg
 from genie.labels import FMNERG_TYPES
 from genie.tasks.base import register
 from genie.tasks.entity_text import EntityTextTask

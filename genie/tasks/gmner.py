@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from data_builders.gmner import build_gmner
-from eval.gmner import gmner_report
+from genie.data_builders.gmner import build_gmner
 from genie.demo import EntityDemo
 from genie.demo.entities import GMNER_CONTEXTS
+from genie.eval.gmner import gmner_report
 from genie.labels import NER_WORDS
 from genie.tasks.base import register
 from genie.tasks.entity_text import EntityTextTask, type_phrases

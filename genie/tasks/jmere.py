@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import Hashable
 
-from data_builders.jmere import build_jmere
-from eval.jmere import evaluate_jmere
+from genie.data_builders.jmere import build_jmere
 from genie.demo import RelationDemo
 from genie.errors import GenieError
+from genie.eval.jmere import evaluate_jmere
 from genie.labels import (
     JMERE_RELATIONS,
     NO_RELATION,
@@ -78,6 +78,8 @@ class JMERE(Task):
     metric = staticmethod(evaluate_jmere)
     builder = staticmethod(build_jmere)
     grounded = False
+    predicts_relations = True
+    readable_only = ("entity",)  # an unreadable clause names no entity
     index_format = TripleIndexFormat(RELATION_TYPES, JMERE_RELATIONS, skip=NO_RELATION)
     demo = RelationDemo("jmere", joint=True)
     types = {phrase: t for t, phrase in TYPE_PHRASES.items()}

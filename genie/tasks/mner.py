@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from data_builders.mner import build_mner
-from eval.mner import evaluate_mner
+from genie.data_builders.mner import build_mner
 from genie.demo import EntityDemo
 from genie.demo.entities import GMNER_CONTEXTS
+from genie.eval.mner import evaluate_mner
 from genie.labels import NER_TYPES, NER_WORDS
 from genie.tasks.base import register
 from genie.tasks.entity_text import EntityTextTask, type_phrases

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 
-from data_builders.mre import build_mre
-from eval.mre import evaluate_mre, mre_label
+from genie.data_builders.mre import build_mre
 from genie.demo import RelationDemo
 from genie.errors import GenieError
+from genie.eval.mre import evaluate_mre, mre_label
 from genie.labels import (
     JMERE_RELATIONS,
     MNRE_LABELS,
@@ -47,6 +47,8 @@ class MRE(Task):
     metric = staticmethod(evaluate_mre)
     builder = staticmethod(build_mre)
     grounded = False
+    predicts_relations = True
+    given_entities = True
     demo = RelationDemo("mre", joint=False)
     readings = {verbalize(label): label for label in MNRE_LABELS}
     label_words = tuple(r.replace("_", " ") for r in JMERE_RELATIONS)

@@ -161,7 +161,7 @@ def marker_pools(slots: list[tuple[int, int]], length: int) -> list[list[int]]:
     decision to match the entity against the regions. Pooling only the state fed the marker left
     that decision without the signal, and it was learned late or not at all: on the GMNER demo
     (10 epochs), test GMNER F1 58.3 / 51.9 / 64.2 for seeds 42 / 1 / 2, against 93.1 / 79.4 / 91.6
-    pooling both, with nearly every box right when the decision was (README, Target formats)."""
+    pooling both, with nearly every box right when the decision was (docs/tasks-and-formats.md, Target formats)."""
     return [[begin, begin + 1] if begin + 1 < length else [] for begin, _ in slots]
 
 

@@ -13,7 +13,6 @@ from genie.config import GenieConfig, RegularizersConfig
 from genie.demo import build_demo
 from genie.errors import GenieError
 from genie.features import FeatureSource
-from genie.formats import pointer_labels, source_text
 from genie.instructions import read_examples
 from genie.modeling import (
     TINY_MODELS,
@@ -25,6 +24,7 @@ from genie.modeling import (
 )
 from genie.prompts import load_prompts
 from genie.records import BadLines, Record
+from genie.targets import pointer_labels, source_text
 from genie.tasks import Task, get_task
 from genie.tokenizer import train_bart_tokenizer, train_t5_tokenizer
 
