@@ -20,8 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 # The index format on each task that has one: the task's config with `target_format=index`.
-# Pointer targets are short, so a step costs about a third of a text step; README's
-# text-vs-index table has these runs with random batches.
+# Pointer targets are short, so a step costs about a third of a text step; the
+# text-vs-index table of docs/tasks-and-formats.md has these runs with random batches.
 INDEX_RUNS = {
     "gmner": ["train.epochs=10", "train.batch_size=16", "train.eval_every_epochs=2"],
     "jmere": ["train.epochs=6"],
@@ -30,7 +30,7 @@ INDEX_RUNS = {
 }
 # MNER's text run is left out to keep CI under 30 minutes: GMNER's default run scores its MNER
 # reading, and the MNER index run trains the MNER task itself.
-# These runs use length-grouped batches (faster, README), so learning must survive them too;
+# These runs use length-grouped batches (faster, docs/training.md), so learning must survive them too;
 # GMNER's default run (tests/test_train_gmner.py) trains with the default random batches.
 GROUPED = "data.group_by_length=true"
 RUNS = [(name, "text", [GROUPED]) for name in ("jmere", "fmnerg", "mre")] + [
