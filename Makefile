@@ -37,12 +37,13 @@ train:
 	$(PY) -m genie.cli train $(CONFIG) $(TRAIN_OVERRIDES)
 
 # Speed against the published baselines, in one run (about 6 CPU minutes): bench/results.json
-# and the table in README.
+# and the table in docs/speed.md.
 bench:
 	$(PY) -m bench.run
 
 # The regularizers (none / IB / align / both / CAG) x demo noise images (0 / 30 / 60 %) x 3 seeds:
-# 45 short runs, about 90 CPU minutes on two cores; bench/ablation_$(TASK).json and README's table.
+# 45 short runs, about 90 CPU minutes on two cores; bench/ablation_$(TASK).json and the table in
+# docs/regularizers.md.
 ablate:
 	$(PY) -m bench.ablate --task $(TASK)
 

@@ -6,7 +6,7 @@ contrast), each at every noise share and seed: one `genie train` run per cell, `
 time with one thread each. The demo data is the same for every arm and seed (`data.demo_seed`);
 the seed is the training seed. Finished runs (their test_metrics.json) are reused, so an
 interrupted ablation continues where it stopped. Writes `bench/ablation_<task>.json` and the table
-between the ablate markers in README.md."""
+between the ablate markers in docs/regularizers.md."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from bench.run import REPO, write_readme
+from bench.run import REPO, write_doc
 from genie.config import load_config
 from genie.records import read_records
 from genie.run_setup import load_task_data
@@ -39,6 +39,7 @@ ARMS = {
 # A shorter schedule than `make train` (6000 tweets, 20 epochs), so 45 runs fit in about an hour
 # and a half on two cores: the models are still learning, where a regularizer can show.
 SCHEDULE = ["data.demo_train_tweets=4000", "train.epochs=10", "train.eval_every_epochs=2"]
+DOC = REPO / "docs" / "regularizers.md"  # the page whose ablate markers hold the table
 
 
 def markers(task: str) -> tuple[str, str]:
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs at a time")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "ablate", help="runs go to OUT/TASK/")
-    parser.add_argument("--readme", type=Path, default=REPO / "README.md")
+    parser.add_argument("--doc", type=Path, default=DOC,
+                        help="the page whose ablate markers get the table (default: docs/regularizers.md)")
     parser.add_argument("--results", type=Path, help="default: bench/ablation_<task>.json")
     parser.add_argument("overrides", nargs="*", help="extra key=value for every run")
     args = parser.parse_args(argv)
@@ -140,10 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     target = args.results or REPO / "bench" / f"ablation_{args.task}.json"
     target.write_text(json.dumps(results, indent=2) + "\n")
     text = table(results)
-    if all(marker in args.readme.read_text(encoding="utf-8") for marker in markers(args.task)):
-        write_readme(args.readme, text, *markers(args.task))
+    if all(marker in args.doc.read_text(encoding="utf-8") for marker in markers(args.task)):
+        write_doc(args.doc, text, *markers(args.task))
     else:
-        print(f"no {' / '.join(markers(args.task))} in {args.readme}: table not written there", file=sys.stderr)
+        print(f"no {' / '.join(markers(args.task))} in {args.doc}: table not written there", file=sys.stderr)
     print(text)
     print(f"{results['seconds']:.0f} s; wrote {target}", file=sys.stderr)
     return 0

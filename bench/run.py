@@ -8,7 +8,7 @@ machine, on the same data with the same model on both sides.
 4. the fraction of this machine's matmul peak (measured here) a base-like training step reaches.
 
 Each case runs in a fresh process, so the peak memory (max RSS) beside it is its own. Writes
-`bench/results.json` and the table between the bench markers in README.md."""
+`bench/results.json` and the table between the bench markers in docs/speed.md."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_GMNER = Path(os.environ.get("GENIE_SHARED_DATASETS", REPO.parent / "shared" / "datasets")) \
     / "twitter-gmner" / "Twitter10000_v2.0"
 LENGTHS_FILE = REPO / "bench" / "gmner_lengths.json"
-README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+DOC = REPO / "docs" / "speed.md"  # the page whose bench markers hold the table
+BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
 PUBLISHED_WIDTH = 200  # the published code pads every source to 200 tokens
 VINVL_BOXES, VINVL_DIM = 36, 2048
 SIZES = {  # T5 architecture; base-like has BART-base's width and depth (768, 6 + 6 layers, 12 heads)
@@ -364,17 +365,18 @@ def _workers(rows: dict) -> str:
     return f"; grouped with 1 worker process: {worker['examples_per_second']:.1f}" if worker else ""
 
 
-def write_readme(readme: Path, text: str, start_marker: str = README_START, end_marker: str = README_END) -> None:
-    """Replace what stands between the two markers in README."""
-    content = readme.read_text(encoding="utf-8")
+def write_doc(doc: Path, text: str, start_marker: str = BENCH_START, end_marker: str = BENCH_END) -> None:
+    """Replace what stands between the two markers in a docs page."""
+    content = doc.read_text(encoding="utf-8")
     start, end = content.index(start_marker) + len(start_marker), content.index(end_marker)
-    readme.write_text(content[:start] + "\n" + text + "\n" + content[end:], encoding="utf-8")
+    doc.write_text(content[:start] + "\n" + text + "\n" + content[end:], encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
-    parser.add_argument("--readme", type=Path, default=REPO / "README.md", help="where the table goes")
+    parser.add_argument("--doc", type=Path, default=DOC,
+                        help="the page whose bench markers get the table (default: docs/speed.md)")
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="small sizes: checks the bench runs, not speed")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
@@ -401,9 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     results["seconds"] = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    write_readme(args.readme, table(results))
+    write_doc(args.doc, table(results))
     print(table(results))
-    print(f"{results['seconds']:.0f} s; wrote {args.out} and the table in {args.readme}", file=sys.stderr)
+    print(f"{results['seconds']:.0f} s; wrote {args.out} and the table in {args.doc}", file=sys.stderr)
     return 0
 
 

@@ -29,15 +29,15 @@ def test_ablation_reuses_finished_runs_and_tabulates_mean_and_spread(tmp_path):
                 folder.mkdir(parents=True)
                 (folder / "test_metrics.json").write_text(json.dumps({"gmner": {"f1": f1}, "mner": {"f1": 99.0}}))
     start, end = markers("gmner")
-    readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{start}\nstale\n{end}\noutro\n")
+    doc = tmp_path / "regularizers.md"
+    doc.write_text(f"intro\n{start}\nstale\n{end}\noutro\n")
     results = tmp_path / "ablation.json"
-    code = main(["--noise", *map(str, noises), "--seeds", *map(str, seeds), "--out", str(out), "--readme",
-                 str(readme), "--results", str(results), "data.demo_train_tweets=20"])
+    code = main(["--noise", *map(str, noises), "--seeds", *map(str, seeds), "--out", str(out), "--doc",
+                 str(doc), "--results", str(results), "data.demo_train_tweets=20"])
     assert code == 0
     assert not list((out / "gmner").glob("*.log"))  # nothing was trained again
-    table = readme.read_text().split(start)[1].split(end)[0]
-    assert "stale" not in table and readme.read_text().endswith(f"{end}\noutro\n")
+    table = doc.read_text().split(start)[1].split(end)[0]
+    assert "stale" not in table and doc.read_text().endswith(f"{end}\noutro\n")
     rows = {line.split("|")[1].strip(): line for line in table.strip().splitlines()[2:]}
     assert list(rows) == [*ARMS, "*reference: gold text, nothing grounded*"]
     assert rows["*reference: gold text, nothing grounded*"].count("*66.67*") == 2  # 2 of 3 gold entities right

@@ -1,11 +1,11 @@
-"""DeepSpeed configs and the README's multi-GPU commands, checked without a GPU or DeepSpeed.
+"""DeepSpeed configs and the docs' multi-GPU commands, checked without a GPU or DeepSpeed.
 
 Neither is on this machine, so nothing here launches a run. Instead each ZeRO config must load
 into accelerate's DeepSpeedPlugin, say "auto" only where accelerate fills the value for genie's
-loop, and leave the optimizer and scheduler to genie; and every `accelerate launch` line of the
-README's scaling section must parse with accelerate's own launcher parser and name a DeepSpeed
-config, a genie config and genie keys that exist. A typo there would otherwise surface only on
-a GPU cluster.
+loop, and leave the optimizer and scheduler to genie; and every `accelerate launch` line of
+docs/scaling-out.md must parse with accelerate's own launcher parser and name a DeepSpeed config,
+a genie config and genie keys that exist. A typo there would otherwise surface only on a GPU
+cluster.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from genie.config import load_config
 from genie.errors import GenieError
 
 REPO = Path(__file__).resolve().parents[1]
-SECTION = "## Scaling out: multi-GPU and DeepSpeed"
+PAGE = REPO / "docs" / "scaling-out.md"  # README links it as "Scaling out: multi-GPU and DeepSpeed"
 # The "auto" values accelerate fills for genie (accelerate/accelerator.py `_prepare_deepspeed`,
 # DeepSpeedPlugin.set_mixed_precision). Not the bucket sizes: accelerate derives those from
 # `model.config.hidden_size`, and GenieModel has no `config`.
@@ -43,13 +43,10 @@ def _auto_keys(node: dict, prefix: str = ""):
 
 
 def _launch_lines() -> list[str]:
-    """The `accelerate launch` commands of the README section's fenced blocks, continuations joined."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    if SECTION not in readme:
-        return []
-    section = readme.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    """The `accelerate launch` commands of the scaling-out page's fenced blocks, continuations joined."""
+    page = PAGE.read_text(encoding="utf-8") if PAGE.is_file() else ""
     lines = []
-    for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", section, re.DOTALL):
+    for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", page, re.DOTALL):
         lines += [line.strip() for line in re.sub(r"\s*\\\n\s*", " ", block).splitlines()
                   if line.strip().startswith("accelerate launch")]
     return lines

@@ -55,7 +55,7 @@ def test_empty_prediction_keeps_the_gold_count():
 
 # Entities counted as conlleval does (an orphan I- starts one) and by B- tags, as the dataset
 # papers' tables do: on this release 6166 / 1541 / 5072 for Twitter-2015, which the UMT paper
-# reports as 6176 / 1546 / 5078 (its release had a few more OTHER entities; README).
+# reports as 6176 / 1546 / 5078 (its release had a few more OTHER entities; docs/data-builders.md).
 @pytest.mark.parametrize("year, counts, orphans, entities, b_tags", [
     ("twitter2015", (4000, 1000, 3257), (186, 53, 135), (6352, 1594, 5207), (6166, 1541, 5072)),
     ("twitter2017", (3373, 723, 723), (0, 0, 0), (6049, 1324, 1351), (6049, 1324, 1351)),

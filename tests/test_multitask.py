@@ -2,8 +2,9 @@
 on a mixture, selects on the mean of the tasks' headline F1, and decodes a mixed file with each
 task's own parser.
 
-The run is short (instructions make sources 2-9x longer, README), so it checks the mechanics:
-scores per task, their mean, decode order and parsers, not the >= 85 a full run must reach."""
+The run is short (instructions make sources 2-9x longer, docs/instructions-multitask-lora.md), so
+it checks the mechanics: scores per task, their mean, decode order and parsers, not the >= 85 a
+full run must reach."""
 
 from __future__ import annotations
 

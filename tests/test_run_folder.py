@@ -2,7 +2,7 @@
 from the folder's run is refused in one line before any step; the same run continues or, finished,
 reprints its own metrics; `train.overwrite=true` replaces a run, keeping it until the new one has a
 checkpoint; one run at a time holds the folder; Ctrl-C / SIGTERM name the last checkpoint and the
-command that resumes. Replayed as README's commands would be, on a tiny MNER demo."""
+command that resumes. Replayed as the commands of README and docs/ would be, on a tiny MNER demo."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from docs_pages import pages
 
 from genie.config import load_config
 from genie.demo import build_demo
@@ -163,7 +164,7 @@ def test_sigterm_names_the_last_checkpoint_and_the_command_that_resumes(tmp_path
 
 
 def test_the_process_count_is_part_of_the_run(tmp_path):
-    """README's two-process launch after a one-process run: a different run, refused."""
+    """The two-process launch of docs/training.md after a one-process run: a different run, refused."""
     demo = tmp_path / "demo"
     build_demo(demo / "mner", get_task("mner").demo, seed=0, n_train=20)
     cfg = load_config("configs/mner.yaml", [f"data.demo_dir={demo}"])
@@ -230,11 +231,12 @@ def test_a_text_only_run_says_so_and_a_log_gets_few_progress_lines_and_no_tied_w
 
 
 def readme_train_commands() -> list[tuple[str, list[str]]]:
-    """Every `make train`, `genie train` and `genie.cli train` command in README's code blocks, as
-    (config file, overrides) the way the Makefile and the CLI build them."""
-    blocks = Path("README.md").read_text(encoding="utf-8").split("```")[1::2]
+    """Every `make train`, `genie train` and `genie.cli train` command in the code blocks of README
+    and the docs/ pages (README first, then each page in the order README links it), as (config
+    file, overrides) the way the Makefile and the CLI build them."""
+    blocks = [block for page in pages() for block in page.read_text(encoding="utf-8").split("```")[1::2]]
     # `make train TASK=gmner        # or mner, mre, fmnerg, jmere`, and `make train TASK=multitask`
-    commands = [(f"configs/{task}.yaml", []) for task in ("gmner", "mner", "mre", "fmnerg", "jmere", "multitask")]
+    commands = [(str(config), []) for config in sorted(Path("configs").glob("*.yaml"))]
     for block in blocks:
         for line in block.replace("\\\n", " ").splitlines():
             words = shlex.split(line.split(" # ")[0].split("# ->")[0])
@@ -255,8 +257,8 @@ def readme_train_commands() -> list[tuple[str, list[str]]]:
 
 
 def test_readme_train_commands_that_share_a_folder_are_the_same_run():
-    """README's commands, run in its order, never collide: two that write to one folder would
-    compute the same thing (the second says so and reprints the first's metrics)."""
+    """The commands of README and docs/, run in their order, never collide: two that write to one
+    folder would compute the same thing (the second says so and reprints the first's metrics)."""
     commands = readme_train_commands()
     assert len(commands) >= 10
     runs: dict[str, tuple[dict, str]] = {}
@@ -268,3 +270,5 @@ def test_readme_train_commands_that_share_a_folder_are_the_same_run():
             assert runs[folder][0] == shaping, f"{runs[folder][1]} and {config} {overrides} share {folder}"
         runs[folder] = (shaping, f"{config} {overrides}")
     assert {"runs/gmner", "runs/gmner-data", "runs/mner-2proc"} <= set(runs)
+    # and the docs pages' own: the store, LoRA and DeepSpeed runs
+    assert {"runs/gmner-store", "runs/gmner-lora", "runs/gmner-bart-zero2"} <= set(runs)

@@ -1,7 +1,7 @@
-"""The counting rules that make genie's scores comparable with the published ones (README, Decode
-and evaluate): unreadable generations count as wrong predictions, "in the image" without a box
-is not "not in the image", JMERE is scored with and without direction, and `genie evaluate`
-refuses what it cannot score honestly."""
+"""The counting rules that make genie's scores comparable with the published ones
+(docs/decoding-and-evaluation.md): unreadable generations count as wrong predictions, "in the
+image" without a box is not "not in the image", JMERE is scored with and without direction, and
+`genie evaluate` refuses what it cannot score honestly."""
 
 from __future__ import annotations
 

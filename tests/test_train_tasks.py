@@ -25,10 +25,11 @@ pytestmark = pytest.mark.slow
 # reading, and the MNER index run trains the MNER task itself).
 ELSEWHERE = {("gmner", "text"), ("mner", "text")}
 # Shorter schedules for the index runs: pointer targets are short, so a step costs about a third
-# of a text step; README's text-vs-index table has these runs with random batches.
+# of a text step; the text-vs-index table of
+# docs/tasks-and-formats.md has these runs with random batches.
 SCHEDULES = {("gmner", "index"): ["train.epochs=10", "train.batch_size=16", "train.eval_every_epochs=2"],
              ("jmere", "index"): ["train.epochs=6"], ("fmnerg", "index"): ["train.epochs=6"]}
-# These runs use length-grouped batches (faster, README), so learning must survive them too;
+# These runs use length-grouped batches (faster, docs/training.md), so learning must survive them too;
 # GMNER's default run (tests/test_train_gmner.py) trains with the default random batches.
 GROUPED = "data.group_by_length=true"
 RUNS = [(name, fmt, [GROUPED, f"target_format={fmt}", *SCHEDULES.get((name, fmt), [])])
