@@ -148,8 +148,9 @@ class Trainer:
         saved_tokenizer = AutoTokenizer.from_pretrained(self.out / "tokenizer") if resume_from else None
         self.tokenizer, model = build_model(self.cfg, self.data, saved_tokenizer)
         self.parts = [self._part(part) for part in self.data]
+        multiple = 8 if self.cfg.train.mixed_precision != "no" else 1
         loader = train_loader(self.cfg, [part.sets["train"] for part in self.parts],
-                              Collator(self.tokenizer.pad_token_id))
+                              Collator(self.tokenizer.pad_token_id, multiple))
         optimizer = build_optimizer(model, self.cfg)
         self.total_steps = self._total_steps(loader)
         scheduler = self._scheduler(optimizer)
@@ -387,7 +388,17 @@ def train_loader(cfg: GenieConfig, sets: list[GenieDataset], collate: Collator) 
 
 
 def build_optimizer(model: torch.nn.Module, cfg: GenieConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(model.parameters(), lr=cfg.train.learning_rate, weight_decay=cfg.train.weight_decay)
+    """AdamW over what trains; biases, norm weights and embeddings are not decayed (decay would
+    only pull them toward zero: they scale and place features, they do not overfit by growing)."""
+    kept = {id(p) for module in model.modules()
+            if isinstance(module, torch.nn.Embedding) or "norm" in type(module).__name__.lower()
+            for p in module.parameters(recurse=False)}
+    groups: dict[bool, list] = {True: [], False: []}
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            groups[parameter.ndim >= 2 and id(parameter) not in kept].append(parameter)
+    return torch.optim.AdamW([{"params": groups[True], "weight_decay": cfg.train.weight_decay},
+                              {"params": groups[False], "weight_decay": 0.0}], lr=cfg.train.learning_rate)
 
 
 def _on_main(accelerator: Accelerator, action: Callable[[], T]) -> T:
