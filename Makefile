@@ -29,7 +29,7 @@ install:
 test:
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadgroup
 
-# The runs too long for `make test` (the five-task model: about 24 CPU minutes).
+# The runs too long for `make test` (the multi-task model of every registered task: about 24 CPU minutes).
 test-full:
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m full
 

@@ -15,11 +15,10 @@ once and counted.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from genie.data_builders import BuildResult
-from genie.data_builders.files import check_split, first_existing, read_text
+from genie.data_builders.files import check_split, first_existing, json_items
 from genie.data_builders.mnre import entity_span, mnre_file, read_mnre, token_list
 
 from genie.errors import GenieError
@@ -57,32 +56,13 @@ def _from_mnre(source: Path, split: str) -> BuildResult:
 
 def _from_json(path: Path, split: str) -> BuildResult:
     builder = _Records()
-    for where, item in _json_items(path):
+    for where, item in json_items(path):
         try:
             tokens, image_id, found = _parse_item(item)
         except ValueError as exc:
             raise GenieError(f"{where}: {exc}", path) from None
         builder.add(f"{split}-{len(builder.records) + 1}", tokens, image_id, found)
     return BuildResult(builder.records, builder.counts)
-
-
-def _json_items(path: Path) -> list[tuple[str, object]]:
-    """(where, item) for a JSON array file or a JSON-lines file."""
-    text = read_text(path)
-    if text.lstrip().startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise GenieError(f"not valid JSON ({exc.msg}, column {exc.colno})", path, exc.lineno) from None
-        return [(f"item {k}", item) for k, item in enumerate(items, start=1)]
-    out = []
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if line.strip():
-            try:
-                out.append((f"line {lineno}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise GenieError(f"not valid JSON ({exc.msg})", path, lineno) from None
-    return out
 
 
 def _parse_item(item: object) -> tuple[list[str], str, list[Triple]]:

@@ -168,12 +168,13 @@ def _train(args) -> int:
     from genie.train import train
 
     overrides = [*args.overrides, *([f"model.name={args.model}"] if args.model else [])]
+    cfg = load_config(args.config, overrides)
     if args.config is None:
-        print("genie: no --config: the gmner demo with built-in defaults (configs/<task>.yaml has each task's "
-              "tuned settings)", file=sys.stderr)
+        print(f"genie: no --config: {cfg.task} with the default settings, the demo's (configs/<task>.yaml "
+              f"holds a task's own schedule)", file=sys.stderr)
     signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop: the same one line as Ctrl-C
     try:
-        metrics = train(load_config(args.config, overrides))
+        metrics = train(cfg)
     except Interrupted as stop:
         if os.environ.get("RANK", "0") == "0":
             again = ("the same accelerate launch command" if int(os.environ.get("WORLD_SIZE", "1")) > 1

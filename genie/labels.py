@@ -1,5 +1,5 @@
-"""The label sets of the five tasks (REFERENCE section 1), as data: tasks, builders and demos
-read them from here."""
+"""The label sets of the five published tasks (REFERENCE section 1), as data their tasks,
+builders and demos share. A new task may keep its labels in its own module."""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from genie.config import load_config
@@ -58,3 +60,22 @@ def test_an_old_checkpoint_config_is_migrated_and_a_newer_one_refused(tmp_path, 
     newer.write_text("schema: 3\ntask: mner\n")
     with pytest.raises(GenieError, match="written by a newer genie \\(config schema 3, this genie reads up to 2\\)"):
         load_config(newer)
+
+
+SCHEDULE = {"task", "train.epochs", "train.batch_size", "train.eval_every_epochs", "decode.max_new_tokens",
+            "data.sampling", "model.max_source_length"}
+
+
+def flat(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+@pytest.mark.parametrize("config", sorted(Path("configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_defaults_are_the_demo_settings_every_shipped_config_shares(config):
+    """A task with no config file of its own (`make train TASK=<new task>`) trains its demo as the
+    shipped tasks do: their configs differ from the defaults only in the schedule."""
+    defaults, shipped = flat(load_config(None).to_dict()), flat(load_config(config).to_dict())
+    assert {key for key in shipped if shipped[key] != defaults[key]} <= SCHEDULE

@@ -116,7 +116,7 @@ def test_a_multi_task_run_reports_each_task_and_decodes_a_mixed_file(tmp_path):
 
 
 @pytest.mark.full
-def test_the_default_five_task_model_reaches_85_on_every_task(tmp_path):
+def test_the_shipped_multitask_model_reaches_85_on_every_task(tmp_path):
     """`make train TASK=multitask` as shipped: one tiny T5 for every registered task's demo. About 35 CPU minutes,
     as long as the five single-task runs together, so it runs with `make test-full`, not `make test`."""
     metrics = train(load_config("configs/multitask.yaml", [f"train.output_dir={tmp_path / 'run'}",

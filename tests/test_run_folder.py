@@ -227,7 +227,7 @@ def test_a_text_only_run_says_so_and_a_log_gets_few_progress_lines_and_no_tied_w
     assert "Removed shared tensor" not in log.stderr
     assert log.stderr.count("train:") <= 5, log.stderr  # its start and end, and one line per 30 s (60 steps)
     quiet = genie("train", "train.epochs=0")  # without --config: says what it would run
-    assert quiet.stderr.splitlines()[0].startswith("genie: no --config: the gmner demo")
+    assert quiet.stderr.splitlines()[0].startswith("genie: no --config: gmner with the default settings")
 
 
 def readme_train_commands() -> list[tuple[str, list[str]]]:
