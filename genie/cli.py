@@ -61,15 +61,18 @@ def _add_convert(commands) -> None:
     convert.add_argument("--source", required=True, type=Path, help="the release folder")
     convert.add_argument("--split", required=True)
     convert.add_argument("--out", required=True, type=Path)
-    for option, tasks in builder_options().items():  # what each task's builder takes beyond the release folder
+    options = builder_options()  # what each task's builder takes beyond the release folder
+    for option, tasks in options.items():
         convert.add_argument(f"--{option}", type=Path, help="; ".join(f"{name}: {text}" for name, text in tasks))
+    convert.set_defaults(builder_options=options)
     convert.add_argument("--format", choices=("records", "instruction"), default="records",
                          help="instruction: task, instruction, input, image_id, output and the gold record")
     convert.add_argument("--target-format", choices=("text", "index"), default="text",
                          help="the `output` of instruction lines")
     convert.add_argument("--prompts", choices=("train", "heldout"), default="train",
                          help="which paraphrase set instructions are drawn from")
-    convert.add_argument("--prompts-dir", type=Path, help="a folder of <task>.yaml instruction templates (default: each task's own, prompts/<task>.yaml)")
+    convert.add_argument("--prompts-dir", type=Path, help="a folder of <task>.yaml instruction templates "
+                                                         "(default: each task's own, prompts/<task>.yaml)")
 
 
 def _add_train(commands) -> None:
@@ -130,7 +133,7 @@ def _convert(args) -> int:
     from genie.targets import pointer_labels
     from genie.tasks import TASKS, get_task
 
-    options = builder_options()
+    options = args.builder_options
     given = {option: getattr(args, option) for option in options if getattr(args, option) is not None}
     for option, tasks in options.items():
         if option in given and args.task not in (name for name, _ in tasks):

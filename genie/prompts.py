@@ -1,5 +1,6 @@
-"""Instruction templates, kept as data in `prompts/<task>.yaml` (or the file a task names): several paraphrases per task in
-a `train` set and a disjoint `heldout` set, `{labels}` standing for the task's label set.
+"""Instruction templates, kept as data in `prompts/<task>.yaml` (or the file a task names):
+several paraphrases per task in a `train` set and a disjoint `heldout` set, `{labels}` standing
+for the task's label set.
 
 Each record gets one paraphrase, chosen by a hash of its id: the same on every run and every
 process, and spread evenly over the set, so training sees every wording."""

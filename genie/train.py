@@ -94,8 +94,8 @@ def train(cfg: GenieConfig) -> dict:
     (a multi-task run: each task's, and the mean of their headline F1). The run folder is locked
     for the run; Ctrl-C or SIGTERM raise `Interrupted`, naming the last checkpoint."""
     cfg = replace(cfg, train=replace(cfg.train, output_dir=cfg.train.output_dir or default_output_dir(cfg)))
-    run_tasks(cfg)  # a wrong task name or format stops here, before a run folder exists
-    return Trainer(cfg).run()
+    tasks = run_tasks(cfg)  # a wrong task name or format stops here, before a run folder exists
+    return Trainer(cfg, tasks).run()
 
 
 class Trainer:
@@ -103,8 +103,8 @@ class Trainer:
     (epochs of `train_step`, then `evaluate_and_select` and `checkpoint`), and `test` with the
     best checkpoint."""
 
-    def __init__(self, cfg: GenieConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: GenieConfig, tasks: list[Task]):
+        self.cfg, self.tasks = cfg, tasks
         self.out = Path(cfg.train.output_dir)
         self.accelerator = Accelerator(
             gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
@@ -162,13 +162,13 @@ class Trainer:
     def _load_data(self) -> str:
         """The tasks' records and features (the main process builds a demo first), and the run
         folder claimed for exactly these inputs."""
-        accelerator, cfg = self.accelerator, self.cfg
-        tasks = run_tasks(cfg)
-        self.cfg = cfg = with_demo_features(cfg)  # saved with the model for decode
+        accelerator, tasks = self.accelerator, self.tasks
+        self.cfg = cfg = with_demo_features(self.cfg)  # saved with the model for decode
         with accelerator.main_process_first():  # the main process builds the demo, the others then read it
             self.data = [load_task_data(cfg, task) for task in tasks]
         if any(part.features.text_only for part in self.data):
-            accelerator.print("text-only run: features.dir is unset, so the model sees no image (docs/training.md, Text-only runs)")
+            accelerator.print("text-only run: features.dir is unset, so the model sees no image "
+                              "(docs/training.md, Text-only runs)")
         files = {f"{task.name}/{split}": path for task in tasks for split, path in split_files(cfg, task).items()}
         inputs = (*files.values(), *(part.features.directory for part in self.data if part.features.directory))
         return _on_main(accelerator, lambda: self.folder.claim(fingerprint(cfg, files, accelerator.num_processes),
@@ -222,15 +222,15 @@ class Trainer:
                 yaml.safe_dump(self.cfg.to_dict(), handle, sort_keys=False)
 
     def _announce(self) -> None:
-        print = self.accelerator.print
+        say = self.accelerator.print
         for part in self.parts:
-            print(f"{part.task.name}: " + " / ".join(f"{len(part.sets[s])} {s}" for s in SPLITS))
+            say(f"{part.task.name}: " + " / ".join(f"{len(part.sets[s])} {s}" for s in SPLITS))
         for part in self.data:
             for report in part.skipped.values():
-                print(f"{report['file']}: {report['skipped_lines']} bad line(s) skipped "
+                say(f"{report['file']}: {report['skipped_lines']} bad line(s) skipped "
                       f"(data.on_bad_line=skip); the first: {report['first_skipped']}")
         size = sum(getattr(p, "ds_numel", p.numel()) for p in self.model.parameters())  # ZeRO-3 partitions weights
-        print(f"{size:,} parameters, {self.total_steps} steps, {self.accelerator.num_processes} process(es)")
+        say(f"{size:,} parameters, {self.total_steps} steps, {self.accelerator.num_processes} process(es)")
 
     # -- training -----------------------------------------------------------------------------
 
