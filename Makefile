@@ -17,12 +17,12 @@ TRAIN_OVERRIDES := $(if $(DATA),"data.dir=$(DATA)") $(if $(FEATURES),"features.d
 # registered tasks when TASK is none of them).
 CONFIG := $(if $(wildcard configs/$(TASK).yaml),--config configs/$(TASK).yaml,task=$(TASK))
 
-.PHONY: install test test-full train bench ablate clean
+.PHONY: install test test-full train bench bench-extract ablate clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet torch==2.13.0
-	$(VENV)/bin/pip install --quiet -e ".[dev]"
+	$(VENV)/bin/pip install --quiet -e ".[dev,extract]"
 
 # One process per core, one torch thread each: tiny models gain little from a second thread,
 # so two single-thread workers do nearly twice the work of one process on two cores.
@@ -40,6 +40,11 @@ train:
 # and the table in docs/speed.md.
 bench:
 	$(PY) -m bench.run
+
+# Seconds per image of `genie features extract` for every detector family, tiny and real-size
+# (random weights), about 15 CPU minutes: bench/extraction.json and the table in README.md.
+bench-extract:
+	$(PY) -m bench.extraction
 
 # The regularizers (none / IB / align / both / CAG) x demo noise images (0 / 30 / 60 %) x 3 seeds:
 # 45 short runs, about 90 CPU minutes on two cores; bench/ablation_$(TASK).json and the table in

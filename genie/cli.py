@@ -1,4 +1,4 @@
-"""`genie convert | train | decode | evaluate | features`: user mistakes print one line, exit 2."""
+"""`genie convert | train | decode | predict | evaluate | features`: user mistakes print one line, exit 2."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def build_parser() -> Parser:
     """genie's command line: one subcommand per job."""
     parser = Parser(prog="genie", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for add in (_add_convert, _add_train, _add_decode, _add_evaluate, _add_features):
+    for add in (_add_convert, _add_train, _add_decode, _add_predict, _add_evaluate, _add_features):
         add(commands)
     return parser
 
@@ -94,6 +94,28 @@ def _add_decode(commands) -> None:
     decode.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. decode.num_beams=4")
 
 
+def _add_predict(commands) -> None:
+    predict = commands.add_parser("predict", help="raw posts (and their images) -> prediction JSONL with "
+                                                  "character offsets")
+    predict.add_argument("--checkpoint", required=True, type=Path, help="a run's best/ folder (or the run folder)")
+    predict.add_argument("--input", required=True, type=Path,
+                         help='posts: {"id", "text", "image"} JSON lines, or one post of plain text per line')
+    predict.add_argument("--output", required=True, type=Path)
+    predict.add_argument("--images", type=Path, help="the folder the posts' images are in (an image may also be "
+                                                     "a path)")
+    predict.add_argument("--detector", help="a detector name or save_pretrained folder to extract regions with "
+                                            "(default: the one the checkpoint was trained on)")
+    predict.add_argument("--revision", help="of a Hub --detector, e.g. no_timm for facebook/detr-resnet-50")
+    predict.add_argument("--features", help="regions already extracted: a folder of <image id>.jpg.npz or a "
+                                            "store; the posts' images are then ids in it")
+    predict.add_argument("--task", help="for a multi-task model: which task to predict")
+    predict.add_argument("--batch-size", type=int, help="posts per batch (default: the checkpoint's "
+                                                        "decode.batch_size)")
+    predict.add_argument("--on-bad-line", choices=("error", "skip"), default="error",
+                         help="skip: lines that are not posts are counted and left out")
+    predict.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. decode.num_beams=4")
+
+
 def _add_evaluate(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="score predictions against gold records")
     evaluate.add_argument("--task", required=True)
@@ -102,10 +124,12 @@ def _add_evaluate(commands) -> None:
 
 
 def _add_features(commands) -> None:
-    """`genie features build | verify`: the memory-mapped region-feature store."""
-    features = commands.add_parser("features", help="region-feature store: pack .npz files into one "
-                                                    "memory-mapped store, or check one")
+    """`genie features extract | build | verify | random-detector`: region features from images,
+    and the memory-mapped store."""
+    features = commands.add_parser("features", help="region features: extract them from images, pack .npz files "
+                                                    "into one memory-mapped store, or check one")
     store_commands = features.add_subparsers(dest="store_command", required=True, parser_class=Parser)
+    _add_extract(store_commands)
     build = store_commands.add_parser("build", help="pack a folder of VinVL <id>.jpg.npz files into a store")
     build.add_argument("--src", required=True, type=Path, help="the folder of .npz files")
     build.add_argument("--out", required=True, type=Path, help="the store folder (an old store there is replaced)")
@@ -113,6 +137,39 @@ def _add_features(commands) -> None:
     build.add_argument("--dtype", default="float16", help="of the features: float16 (half the disk) or float32")
     verify = store_commands.add_parser("verify", help="check a store's files against their sizes and checksums")
     verify.add_argument("store", type=Path)
+    random = store_commands.add_parser("random-detector", help="save a randomly initialised detector of a family "
+                                                              "(offline trials, tests and speed measurements)")
+    random.add_argument("--family", required=True, help="detr, rt_detr, rt_detr_v2, yolos, grounding_dino, owlv2 "
+                                                        "or grid (a CLIP vision tower)")
+    random.add_argument("--out", required=True, type=Path)
+    random.add_argument("--size", choices=("tiny", "base"), default="tiny",
+                        help="tiny: a few small layers; base: the family's real default sizes")
+    random.add_argument("--dim", type=int, default=64, help="tiny: the query features' dimension")
+    random.add_argument("--seed", type=int, default=0)
+
+
+def _add_extract(store_commands) -> None:
+    extract = store_commands.add_parser("extract", help="images -> VinVL-layout <image id>.jpg.npz region files "
+                                                        "(or a store), with a Hugging Face detector")
+    extract.add_argument("--images", required=True, type=Path, help="the image folder")
+    extract.add_argument("--records", type=Path, help="only the images these records (or instruction lines) name")
+    extract.add_argument("--model", required=True, help="a detector name or local save_pretrained folder: DETR, "
+                                                        "RT-DETR(v2), YOLOS, Grounding DINO, OWLv2, or a vision tower "
+                                                        "(grid regions)")
+    extract.add_argument("--out", required=True, type=Path, help="the region folder (or the store, with --store)")
+    extract.add_argument("--store", action="store_true", help="pack the regions into a memory-mapped store at --out")
+    extract.add_argument("--max-regions", type=int, default=36, help="K: the top-K boxes by score")
+    extract.add_argument("--features", choices=("query", "roi"), default="query",
+                         help="query: the detector's hidden state per box; roi: its last backbone stage averaged "
+                              "inside the box (2048-d for ResNet-50, like VinVL)")
+    extract.add_argument("--nms-iou", type=float, help="class-agnostic NMS: drop a box overlapping a better one "
+                                                       "above this IoU (default: none)")
+    extract.add_argument("--prompt", help='Grounding DINO: what to detect, e.g. "person. object."')
+    extract.add_argument("--revision", help="of a Hub model, e.g. no_timm for facebook/detr-resnet-50")
+    extract.add_argument("--batch-size", type=int, default=8)
+    extract.add_argument("--on-bad-image", choices=("skip", "error"), default="skip",
+                         help="skip: missing, corrupt or truncated images are listed and left out")
+    extract.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
 
 
 def builder_options() -> dict[str, list[tuple[str, str]]]:
@@ -193,9 +250,19 @@ def _interrupt(signum, frame) -> None:
 
 
 def _decode(args) -> int:
-    from genie.decode import decode_file
+    from genie.decode_files import decode_file
 
     stats = decode_file(args.checkpoint, args.input, args.output, args.features, args.overrides, args.on_bad_line)
+    print(json.dumps(stats))
+    return 0
+
+
+def _predict(args) -> int:
+    from genie.decode_files import predict_file
+
+    stats = predict_file(args.checkpoint, args.input, args.output, images=args.images, detector=args.detector,
+                         revision=args.revision, features=args.features, task=args.task, overrides=args.overrides,
+                         on_bad_line=args.on_bad_line, batch_size=args.batch_size)
     print(json.dumps(stats))
     return 0
 
@@ -212,7 +279,14 @@ def _evaluate(args) -> int:
 def _features(args) -> int:
     from genie.feature_store import build_store, verify_store
 
-    if args.store_command == "build":
+    if args.store_command == "extract":
+        stats = _extract(args)
+    elif args.store_command == "random-detector":
+        from genie.random_detectors import save_random_detector
+
+        stats = {"out": str(save_random_detector(args.family, args.out, args.size, args.dim, args.seed)),
+                 "family": args.family, "size": args.size}
+    elif args.store_command == "build":
         stats = {"out": str(args.out), **build_store(args.src, args.out, args.max_regions, args.dtype)}
     else:
         stats = {"store": str(args.store), **verify_store(args.store)}
@@ -220,7 +294,24 @@ def _features(args) -> int:
     return 0
 
 
-COMMANDS = {"convert": _convert, "train": _train, "decode": _decode, "evaluate": _evaluate, "features": _features}
+def _extract(args) -> dict:
+    from genie.detectors import load_detector
+    from genie.region_extraction import (
+        extract_regions,
+        extract_to_store,
+        folder_jobs,
+        record_jobs,
+    )
+
+    jobs = record_jobs(args.records, args.images) if args.records else folder_jobs(args.images)
+    detector = load_detector(args.model, features=args.features, max_regions=args.max_regions, nms_iou=args.nms_iou,
+                             prompt=args.prompt, device=args.device, revision=args.revision)
+    extract = extract_to_store if args.store else extract_regions
+    return extract(jobs, args.out, detector, batch_size=args.batch_size, on_bad_image=args.on_bad_image)
+
+
+COMMANDS = {"convert": _convert, "train": _train, "decode": _decode, "predict": _predict, "evaluate": _evaluate,
+            "features": _features}
 
 if __name__ == "__main__":
     sys.exit(main())

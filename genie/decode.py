@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import replace
-from pathlib import Path
 
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer
 
 from genie.batching import SortedBatches
-from genie.config import DecodeConfig, GenieConfig, load_config
+from genie.config import DecodeConfig
 from genie.data import Collator, GenieDataset
-from genie.decode_journal import DecodeJournal, input_key
-from genie.errors import GenieError
-from genie.instructions import read_examples
-from genie.records import BadLines, Record, write_records
-from genie.run_setup import (
-    feature_source,
-    instructions_for,
-    load_checkpoint,
-    run_tasks,
-    task_features_dir,
-)
-from genie.targets import make_targets
-from genie.tasks import Task
+from genie.records import Record
 
 
 def decode_loader(dataset: GenieDataset, batch_size: int) -> DataLoader:
@@ -113,83 +98,3 @@ def _ground(model, dataset: GenieDataset, collate: Collator, batch: dict, output
         if usable[ex, region]:
             boxes[(row, slot)] = [float(v) for v in pixels[ex, region].tolist()]
     return boxes
-
-
-def model_folder(path: Path) -> Path:
-    """The trained model in `path`: a run folder's best/, or the folder itself."""
-    if (path / "best" / "genie.yaml").is_file():
-        return path / "best"
-    if (path / "genie.yaml").is_file() and not (path / "checkpoints").is_dir():
-        return path
-    raise GenieError("not a genie checkpoint, nor a run folder with a best/ one (a run writes best/ at its "
-                     "first dev evaluation)", path)
-
-
-def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_dir: str | None = None,
-                overrides: list[str] = (), on_bad_line: str = "error") -> dict:
-    """`genie decode`: a trained checkpoint folder + record (or instruction) JSONL -> prediction
-    JSONL in input order. A multi-task model decodes each task's records with that task's parser.
-    Killed, the same command resumes from `<output>.partial` (`DecodeJournal`). With
-    `on_bad_line="skip"`, input lines that are not records are counted and left out."""
-    checkpoint = model_folder(checkpoint)
-    cfg = load_config(checkpoint / "genie.yaml", overrides)
-    if features_dir:
-        cfg = replace(cfg, features=replace(cfg.features, dir=features_dir))
-    tasks = {task.name: task for task in run_tasks(cfg)}
-    bad_lines = BadLines() if on_bad_line == "skip" else None
-    records, given = read_examples(input_path, bad_lines)
-    unknown = sorted({r.task for r in records} - set(tasks))
-    if unknown:
-        raise GenieError(f"records for task {unknown[0]}, which this model was not trained on "
-                         f"({', '.join(tasks)})", input_path)
-    accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision)
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    model = accelerator.prepare(load_checkpoint(checkpoint, cfg, next(iter(tasks.values()))))
-    key = input_key(input_path, checkpoint, [*overrides, f"features={features_dir}", f"on_bad_line={on_bad_line}"])
-    journal = DecodeJournal(output_path, key, write=accelerator.is_main_process)
-    done = journal.done()
-    accelerator.wait_for_everyone()  # every process has read it before the main one appends
-    journal.start()
-    predictions: list[Record | None] = [None] * len(records)
-    stats: Counter = Counter()
-    for index, (record, counts) in done.items():
-        predictions[index] = record
-        stats.update(counts)
-    reports = {}
-    started = time.perf_counter()
-    for name in dict.fromkeys(r.task for r in records):
-        rows = [i for i, r in enumerate(records) if r.task == name and i not in done]
-        if not rows:
-            continue
-        preds, counts, reports[name] = _decode_task(
-            accelerator, model, tokenizer, cfg, tasks[name], [records[i] for i in rows],
-            [given[i] for i in rows] if given else None,
-            on_batch=lambda got, rows=rows: journal.add([(rows[k], r, c) for k, r, c in got]))
-        for i, pred in zip(rows, preds):
-            predictions[i] = pred
-        stats.update(counts)
-    seconds = time.perf_counter() - started
-    if accelerator.is_main_process:
-        write_records(output_path, predictions)
-        journal.finish()
-    decoded = len(predictions) - len(done)
-    return {"output": str(output_path), "records": len(predictions), **stats,
-            "features": next(iter(reports.values())) if len(reports) == 1 else reports,
-            **({"resumed_with": len(done)} if done else {}), **(bad_lines.report() if bad_lines else {}),
-            "seconds": round(seconds, 2), "records_per_second": round(decoded / max(seconds, 1e-9), 1)}
-
-
-def _decode_task(accelerator: Accelerator, model, tokenizer, cfg: GenieConfig, task: Task, records: list[Record],
-                 given: list[str] | None, on_batch) -> tuple[list[Record], Counter, dict]:
-    """One task's records with its targets, features and instructions: predictions, parser
-    counts and the feature report."""
-    targets = make_targets(cfg.target_format, task, tokenizer, cfg.model.max_source_length,
-                           cfg.model.max_target_length)
-    features = feature_source(cfg, task_features_dir(cfg, task))
-    features.check(r.image_id for r in records)
-    instructions = instructions_for(cfg, task, records, given)
-    dataset = GenieDataset(records, targets, features, cfg.features.zero, instructions)
-    loader = accelerator.prepare(decode_loader(dataset, cfg.decode.batch_size))
-    preds, counts = predict(accelerator, model, dataset, loader, cfg.decode, desc=f"decode {task.name}",
-                            on_batch=on_batch)
-    return preds, counts, features.report()

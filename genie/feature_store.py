@@ -10,6 +10,7 @@ sorted image ids (row order) and each array file's shape, dtype and crc32.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import tokenize
 import zlib
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 from genie.errors import GenieError
 from genie.features import RegionFeatures, load_npz
 from genie.io import atomic_folder, atomic_write
+from genie.region_extraction import MANIFEST as EXTRACTION
 
 FORMAT = "genie-region-store"
 VERSION = 1
@@ -62,6 +64,8 @@ def build_store(src: str | Path, out: str | Path, max_regions: int = 36, dtype: 
     files = _npz_files(src)
     with atomic_folder(out, unique=True) as tmp:  # two builds at once each write their own
         _write_arrays(tmp, files, max_regions, dtype)
+        if (src / EXTRACTION).is_file():  # which detector made the regions travels with them
+            shutil.copy2(src / EXTRACTION, tmp / EXTRACTION)
     return _stats(FeatureStore(out, verify=False), start)
 
 

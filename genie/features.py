@@ -113,7 +113,10 @@ class FeatureSource:
         self._cache_size = max(1, CACHE_BYTES // (max_regions * feature_dim * 4))
 
     def get(self, image_id: str) -> RegionFeatures:
-        """A fresh copy, so a caller that edits its arrays in place cannot corrupt the cache."""
+        """A fresh copy, so a caller that edits its arrays in place cannot corrupt the cache.
+        An empty id is a post with no image (`genie predict`): no regions, and nothing missing."""
+        if not image_id:
+            return zero_regions(self.max_regions, self.feature_dim)
         self.seen.add(image_id)
         if self.store is not None:  # a store read is already a fresh copy, and fast: no cache
             return self._read(image_id)
@@ -129,7 +132,7 @@ class FeatureSource:
     def check(self, image_ids: Iterable[str]) -> None:
         """Look every image up before the run: a missing one fails (or is counted) at once rather
         than mid-epoch, and the counts hold even when DataLoader workers do the reads."""
-        for image_id in image_ids:
+        for image_id in filter(None, image_ids):
             self.seen.add(image_id)
             if self._find(image_id) is None:
                 self._missing(image_id)

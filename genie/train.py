@@ -37,6 +37,7 @@ from genie.errors import GenieError
 from genie.io import atomic_folder, atomic_write, install, staging
 from genie.modeling import GenieModel
 from genie.records import write_records
+from genie.region_extraction import ORIGINS, read_manifest
 from genie.run_folder import Interrupted, RunFolder, default_output_dir, fingerprint
 from genie.run_setup import (
     SPLITS,
@@ -322,6 +323,8 @@ class Trainer:
                 accelerator.unwrap_model(self.model).save_pretrained(tmp, state_dict=state)
                 self.tokenizer.save_pretrained(tmp)
                 (tmp / "genie.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+                origins = {part.task.name: read_manifest(part.features.directory) for part in self.data}
+                (tmp / ORIGINS).write_text(json.dumps(origins, indent=2))  # which detector made the regions
         accelerator.wait_for_everyone()
 
     # -- test ---------------------------------------------------------------------------------

@@ -19,6 +19,18 @@ def shared_datasets() -> Path:
     return SHARED_DATASETS
 
 
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory):
+    """The run `make train TASK=gmner` makes: (its metrics, its folder). Its tests form the xdist
+    group "gmner_default_run", so it is trained once. Session-scoped: xdist may run other modules'
+    tests between this group's tests, and a module-scoped fixture is then torn down and trained again."""
+    from genie.config import load_config
+    from genie.train import train
+
+    out = tmp_path_factory.mktemp("default")  # the demo beside it: no other run can rebuild it meanwhile
+    return train(load_config("configs/gmner.yaml", [f"train.output_dir={out}", f"data.demo_dir={out / 'demo'}"])), out
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Training tests first (longest first within a file): pytest-xdist then spreads them over
     the workers, instead of leaving one worker to finish a long run alone at the end."""

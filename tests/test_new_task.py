@@ -13,7 +13,7 @@ from genie.data_builders import BuildResult
 
 from genie.cli import main
 from genie.config import load_config
-from genie.decode import decode_file
+from genie.decode_files import decode_file
 from genie.demo import build_demo
 from genie.records import read_records
 from genie.tasks import TASKS, get_task, register

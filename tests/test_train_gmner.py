@@ -1,7 +1,7 @@
 """The embedded default run learns, and the trained model grounds through the image.
 
-The default run trains the same tiny model `make train TASK=gmner` trains (a few CPU minutes);
-the tests that read it form one xdist group, so it is trained once."""
+The default run (`default_run` in conftest.py) trains the same tiny model `make train TASK=gmner`
+trains (a few CPU minutes); the tests that read it form one xdist group, so it is trained once."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from transformers import AutoTokenizer
 
 from genie.config import load_config
 from genie.data import GenieDataset
-from genie.decode import decode_file, decode_loader, predict
+from genie.decode import decode_loader, predict
+from genie.decode_files import decode_file
 from genie.feature_store import build_store
 from genie.modeling import build_backbone
 from genie.records import read_records
@@ -37,14 +38,6 @@ from genie.tokenizer import train_t5_tokenizer
 from genie.train import train
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def default_run(tmp_path_factory):
-    """Session-scoped: xdist may run other modules' tests between this group's tests, and a
-    module-scoped fixture is then torn down and trained again."""
-    out = tmp_path_factory.mktemp("default")  # the demo beside it: no other run can rebuild it meanwhile
-    return train(load_config("configs/gmner.yaml", [f"train.output_dir={out}", f"data.demo_dir={out / 'demo'}"])), out
 
 
 @pytest.mark.xdist_group("gmner_default_run")

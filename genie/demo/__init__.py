@@ -23,8 +23,10 @@ from genie.demo.world import Tweet, World
 from genie.errors import GenieError
 from genie.io import atomic_folder, atomic_write
 from genie.records import Entity, Record, Relation, write_records
+from genie.region_extraction import FORMAT, MANIFEST
+from genie.region_extraction import VERSION as EXTRACTION_VERSION
 
-VERSION = 4  # bump when a generator changes, so stored demos are rebuilt
+VERSION = 5  # bump when a generator changes, so stored demos are rebuilt
 
 
 class DemoSpec(Protocol):
@@ -64,6 +66,7 @@ def build_demo(out_dir: str | Path, spec: DemoSpec, seed: int = 0, n_train: int 
         with atomic_folder(out_dir / "features") as tmp_features:
             world = World(seed, list(spec.keys), spec.names_per_key, feature_dim, max_boxes, noise_share,
                           tmp_features)
+            _write_origin(tmp_features, feature_dim, max_boxes, seed)
             counts, index = {}, 0
             for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
                 records = []
@@ -80,6 +83,14 @@ def build_demo(out_dir: str | Path, spec: DemoSpec, seed: int = 0, n_train: int 
             json.dump({"params": params, "counts": counts}, handle, indent=2, sort_keys=True)
             handle.write("\n")
         return counts
+
+
+def _write_origin(folder: Path, feature_dim: int, max_boxes: int, seed: int) -> None:
+    """The demo regions' `extraction.json`, so a demo checkpoint says where its regions came from."""
+    origin = {"family": "demo", "model": "genie.demo synthetic regions", "max_regions": max_boxes, "seed": seed}
+    with atomic_write(folder / MANIFEST) as handle:
+        json.dump({"format": FORMAT, "version": EXTRACTION_VERSION, "detector": origin, "dim": feature_dim}, handle,
+                  indent=2)
 
 
 @contextlib.contextmanager

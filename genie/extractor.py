@@ -1,0 +1,226 @@
+"""The Python API: a trained checkpoint that turns posts (text and an image) into records.
+
+```python
+from genie import Extractor
+extractor = Extractor.from_pretrained("runs/gmner/best")
+extractor.predict([{"text": "Obama visits Paris", "image": "photo.jpg"}], batch_size=32)
+```
+
+`genie decode` and `genie predict` are this class plus a resumable journal and files: one
+path from checkpoint to records, whichever way a user comes in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from accelerate import Accelerator
+from transformers import AutoTokenizer
+
+from genie.config import GenieConfig, load_config
+from genie.data import GenieDataset
+from genie.decode import decode_loader, predict
+from genie.errors import GenieError
+from genie.features import FeatureSource
+from genie.posts import Post, PostRun, post_prediction, post_records
+from genie.records import Record
+from genie.region_extraction import ORIGINS, describe, extract_regions, read_manifest
+from genie.run_setup import (
+    feature_source,
+    instructions_for,
+    load_checkpoint,
+    run_tasks,
+    task_features_dir,
+)
+from genie.targets import make_targets
+from genie.tasks import Task
+
+DEVICES = (None, "cpu", "cuda")
+EXTRACT_BATCH = 8  # images per detector call when predicting
+logger = logging.getLogger(__name__)
+
+
+def model_folder(path: Path) -> Path:
+    """The trained model in `path`: a run folder's best/, or the folder itself."""
+    if (path / "best" / "genie.yaml").is_file():
+        return path / "best"
+    if (path / "genie.yaml").is_file() and not (path / "checkpoints").is_dir():
+        return path
+    raise GenieError("not a genie checkpoint, nor a run folder with a best/ one (a run writes best/ at its "
+                     "first dev evaluation)", path)
+
+
+class Extractor:
+    """A checkpoint's model, tokenizer, config and tasks, on a device, ready to decode records
+    or predict raw posts. Under `accelerate launch` each process decodes its share."""
+
+    def __init__(self, checkpoint: Path, cfg: GenieConfig, tokenizer, model, accelerator: Accelerator):
+        self.checkpoint, self.cfg, self.tokenizer = checkpoint, cfg, tokenizer
+        self.accelerator = accelerator
+        self.model = accelerator.prepare(model)
+        self.tasks = {task.name: task for task in run_tasks(cfg)}
+        self._detectors: dict[str, object] = {}
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | None = None, overrides: Iterable[str] = ()) -> Extractor:
+        """A checkpoint folder (a run's `best/`) or a run folder; `device`: "cpu", "cuda" or
+        None (accelerate's choice); `overrides`: `key=value` config changes such as
+        `decode.num_beams=4`."""
+        if device not in DEVICES:
+            raise GenieError(f"device must be cpu or cuda, got {device!r}")
+        checkpoint = model_folder(Path(path))
+        cfg = load_config(checkpoint / "genie.yaml", list(overrides))
+        accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=device == "cpu")
+        if device == "cuda" and accelerator.device.type != "cuda":
+            raise GenieError("device cuda asked for, but no CUDA device is available")
+        tasks = run_tasks(cfg)
+        model = load_checkpoint(checkpoint, cfg, tasks[0])
+        return cls(checkpoint, cfg, AutoTokenizer.from_pretrained(checkpoint), model, accelerator)
+
+    @property
+    def origins(self) -> dict[str, dict | None]:
+        """Per task, the `extraction.json` of the regions it was trained on (None: unknown)."""
+        path = self.checkpoint / ORIGINS
+        saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return {name: saved.get(name) for name in self.tasks}
+
+    # -- records -------------------------------------------------------------------------------
+
+    def decode(self, records: list[Record], given: list[str] | None = None,
+               features: str | Path | FeatureSource | None = None,
+               on_batch: Callable[[list[tuple[int, Record, dict]]], None] | None = None,
+               batch_size: int | None = None) -> tuple[list[Record], Counter, dict[str, str]]:
+        """Predictions for `records` in their order, parser counts, and each task's feature report.
+        `features`: a region folder or store (`{task}` in it stands for each task's name) or a
+        source (default: each task's training folder); `on_batch`
+        gets (index into `records`, prediction, counts) rows as batches finish; `batch_size`
+        defaults to the checkpoint's `decode.batch_size`."""
+        if batch_size is not None and batch_size < 1:
+            raise GenieError(f"batch size must be positive, got {batch_size}")
+        unknown = sorted({r.task for r in records} - set(self.tasks))
+        if unknown:
+            raise GenieError(f"records for task {unknown[0]}, which this model was not trained on "
+                             f"({', '.join(self.tasks)})")
+        predictions: list[Record | None] = [None] * len(records)
+        counts: Counter = Counter()
+        reports = {}
+        for name in dict.fromkeys(r.task for r in records):
+            rows = [i for i, r in enumerate(records) if r.task == name]
+            source = self._task_source(self.tasks[name], features)
+            preds, task_counts = self._decode_task(
+                self.tasks[name], [records[i] for i in rows], [given[i] for i in rows] if given else None, source,
+                None if on_batch is None else lambda got, rows=rows: on_batch([(rows[k], r, c) for k, r, c in got]),
+                batch_size or self.cfg.decode.batch_size)
+            for i, pred in zip(rows, preds):
+                predictions[i] = pred
+            counts.update(task_counts)
+            reports[name] = source.report()
+        return predictions, counts, reports
+
+    def _task_source(self, task: Task, features: str | Path | FeatureSource | None) -> FeatureSource:
+        if isinstance(features, FeatureSource):
+            return features
+        cfg = self.cfg if features is None else replace(self.cfg, features=replace(self.cfg.features, dir=str(features)))
+        return feature_source(cfg, task_features_dir(cfg, task))
+
+    def _decode_task(self, task: Task, records: list[Record], given: list[str] | None, features: FeatureSource,
+                     on_batch, batch_size: int) -> tuple[list[Record], Counter]:
+        cfg = self.cfg
+        targets = make_targets(cfg.target_format, task, self.tokenizer, cfg.model.max_source_length,
+                               cfg.model.max_target_length)
+        features.check(r.image_id for r in records)
+        dataset = GenieDataset(records, targets, features, cfg.features.zero, instructions_for(cfg, task, records, given))
+        loader = self.accelerator.prepare(decode_loader(dataset, batch_size))
+        return predict(self.accelerator, self.model, dataset, loader, cfg.decode, desc=f"decode {task.name}",
+                       on_batch=on_batch)
+
+    # -- raw posts -----------------------------------------------------------------------------
+
+    def predict(self, posts: Iterable[dict | str | Post], batch_size: int | None = None, task: str | None = None,
+                images: str | Path | None = None, detector: str | Path | None = None, revision: str | None = None,
+                features: str | Path | None = None) -> list[dict]:
+        """Prediction records (entities with type, boxes and character offsets into the text;
+        relations) for raw posts: `{"text", "image"?, "id"?}` dicts or plain strings. An image is
+        a path, or a name inside `images`; its regions come from `detector` (default: the one
+        the checkpoint was trained with; `revision`: of a Hub detector) unless `features` names a
+        region folder or store."""
+        posts = [p if isinstance(p, Post) else Post.parse(p, str(k)) for k, p in enumerate(posts)]
+        run = self.prepare_posts(posts, task, images, features)
+        with tempfile.TemporaryDirectory(prefix="genie-regions-") as scratch:
+            source = self.regions(run, Path(scratch), detector, features, revision=revision)
+            predictions = self.decode(run.records, features=source, batch_size=batch_size)[0]
+        return [post_prediction(post, record) for post, record in zip(posts, predictions)]
+
+    def prepare_posts(self, posts: list[Post], task: str | None, images: str | Path | None,
+                      features: str | Path | None) -> PostRun:
+        """Posts as records of the task to predict, with their images resolved."""
+        name = self._task_name(task)
+        return post_records(posts, name, Path(images) if images is not None else None, by_id=features is not None)
+
+    def regions(self, run: PostRun, scratch: Path, detector: str | Path | None, features: str | Path | None,
+                revision: str | None = None) -> FeatureSource:
+        """The posts' regions: from `features`, or extracted into `scratch` with the detector;
+        posts without an image (or whose image is missing or bad) get none, counted."""
+        task = self.tasks[run.task]
+        origin = self.origins[run.task]
+        if features is not None:
+            _warn_if_other(origin, read_manifest(features), f"the regions in {features}")
+            return self._source(features)
+        if not run.jobs or self.cfg.features.zero or task_features_dir(self.cfg, task) is None:
+            return self._source(None)  # no image named, or a text-only model: no regions to make
+        extractor = self._detector(detector, revision, origin)
+        summary = extract_regions(run.jobs, scratch, extractor, batch_size=EXTRACT_BATCH)
+        run.bad_images = summary["bad"]
+        return self._source(scratch)
+
+    def _source(self, directory) -> FeatureSource:
+        return FeatureSource(directory, self.cfg.features.max_regions, self.cfg.features.dim, on_missing="zeros")
+
+    def _detector(self, name: str | Path | None, revision: str | None, origin: dict | None):
+        """The detector to extract with: `name` (at `revision`), else the one the checkpoint's regions
+        came from, with that extraction's settings either way."""
+        from genie.detectors import load_detector
+
+        made = (origin or {}).get("detector", {})
+        if name is None:
+            if "features" not in made:
+                raise GenieError(f"the checkpoint was trained on {describe(origin)}, which no detector can remake: "
+                                 f"pass --detector NAME_OR_FOLDER (or --features, a region folder)", self.checkpoint)
+            name, revision = made["model"], made.get("revision")
+        key = f"{name}@{revision}"
+        if key not in self._detectors:
+            self._detectors[key] = load_detector(name, features=made.get("features", "query"),
+                                                 max_regions=made.get("max_regions", self.cfg.features.max_regions),
+                                                 nms_iou=made.get("nms_iou"), prompt=made.get("prompt"),
+                                                 device=str(self.accelerator.device), revision=revision)
+        detector = self._detectors[key]
+        _warn_if_other(origin, {"detector": detector.settings(), "dim": detector.dim}, "these regions")
+        return detector
+
+    def _task_name(self, task: str | None) -> str:
+        if task is None:
+            if len(self.tasks) > 1:
+                raise GenieError(f"this model does {', '.join(self.tasks)}: say which task to predict (--task)")
+            task = next(iter(self.tasks))
+        if task not in self.tasks:
+            raise GenieError(f"this model was not trained on {task} ({', '.join(self.tasks)})")
+        if self.tasks[task].given_entities:
+            raise GenieError(f"{task} classifies the relation of two given entities, which raw posts do not "
+                             f"give: decode records with genie decode")
+        return task
+
+
+def _warn_if_other(trained: dict | None, used: dict | None, what: str) -> None:
+    """Regions from another extractor than the training's work, but are not the same inputs."""
+    keys = ("detector", "dim")
+    if trained is None or used is None or {k: trained.get(k) for k in keys} != {k: used.get(k) for k in keys}:
+        logger.warning("the checkpoint was trained on %s; %s are %s: predictions may be worse than measured",
+                       describe(trained), what, describe(used))
+
+

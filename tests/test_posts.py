@@ -1,0 +1,76 @@
+"""Raw posts in: JSON or plain-text lines, bad lines named or counted, images resolved, and
+predictions given back with character offsets into the post's own text."""
+
+from __future__ import annotations
+
+import pytest
+
+from genie.errors import GenieError
+from genie.posts import Post, post_prediction, post_records, read_posts
+from genie.records import BadLines, Entity, Record
+
+
+def test_json_and_plain_text_lines(tmp_path):
+    path = tmp_path / "posts.jsonl"
+    path.write_text('{"id": "a", "text": "Obama visits Paris", "image": "1.jpg"}\n\n'
+                    "RT @nasa : Mars looks red #space\n"
+                    '{"text": "no id here", "id": 7}\n', encoding="utf-8")
+    posts = read_posts(path)
+    assert posts == [Post("a", "Obama visits Paris", "1.jpg"), Post("3", "RT @nasa : Mars looks red #space"),
+                     Post("7", "no id here")]
+
+
+@pytest.mark.parametrize("line, problem", [
+    ('{"text": ""}', "'text' must be a non-empty string"),
+    ('{"text": "x", "image": 3}', "'image' must be a path or an image id"),
+    ('{"text": "x", "imgae": "1.jpg"}', "unknown key 'imgae'"),
+    ('{"text": "x"', "not valid JSON"),
+])
+def test_a_bad_line_is_named_or_counted(tmp_path, line, problem):
+    path = tmp_path / "posts.jsonl"
+    path.write_text(f'{{"text": "fine"}}\n{line}\n{{"text": "also fine"}}\n', encoding="utf-8")
+    with pytest.raises(GenieError, match=f"posts.jsonl:2: not a post: {problem}"):
+        read_posts(path)
+    skipped = BadLines()
+    assert [p.text for p in read_posts(path, skipped)] == ["fine", "also fine"]
+    assert skipped.count == 1 and problem in skipped.first
+
+
+def test_repeated_ids_are_an_error(tmp_path):
+    path = tmp_path / "posts.jsonl"
+    path.write_text('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n', encoding="utf-8")
+    with pytest.raises(GenieError, match="post id 'a' is used twice"):
+        read_posts(path)
+
+
+def test_images_are_resolved_and_counted(tmp_path):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    for folder in ("one", "two"):
+        (tmp_path / folder / "1.jpg").write_bytes(b"x")
+    posts = [Post("a", "x", "1"), Post("b", "y", str(tmp_path / "two" / "1.jpg")), Post("c", "z", "1.jpg"),
+             Post("d", "w"), Post("e", "v", "missing.png")]
+    run = post_records(posts, "gmner", tmp_path / "one")
+    ids = [r.image_id for r in run.records]
+    assert ids[0] == ids[2] == "1" and ids[1] == "1~2"  # one file once; another file of the same name apart
+    assert ids[3] == "" and ids[4] == ""  # no image, and an image not found: no regions
+    assert [job.image_id for job in run.jobs] == ["1", "1~2"]
+    assert run.report() == {"posts": 5, "without_image": 1, "missing_images": 1, "bad_images": 0,
+                            "first_missing_image": "missing.png"}
+    by_id = post_records(posts[:1], "gmner", None, by_id=True)
+    assert by_id.records[0].image_id == "1" and not by_id.jobs  # ids of a region folder: nothing to extract
+
+
+def test_predictions_carry_character_offsets_into_the_text():
+    post = Post("a", "RT @nasa: Barack  Obama visits\tParis!")
+    record = post_records([post], "mner", None).records[0]
+    assert record.tokens[:4] == ["RT", "@nasa", ":", "Barack"]
+    k = record.tokens.index("Barack")
+    predicted = Record(post.id, "mner", record.tokens, "", [
+        Entity(k, k + 2, "Barack Obama", "PER"), Entity(record.tokens.index("Paris"), record.tokens.index("Paris") + 1,
+                                                        "Paris", "LOC")])
+    out = post_prediction(post, predicted)
+    assert out["text"] == post.text and out["id"] == "a"
+    spans = [(e["char_start"], e["char_end"], e["text"]) for e in out["entities"]]
+    assert spans == [(10, 23, "Barack  Obama"), (31, 36, "Paris")]  # the post's own characters, spaces kept
+    assert all(post.text[s:e] == text for s, e, text in spans)

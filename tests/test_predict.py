@@ -1,0 +1,147 @@
+"""`genie predict` and the Python API on the default GMNER run: raw text in, the same entities
+and boxes `genie decode` finds, with character offsets; images through a detector; failures
+counted, a killed predict resumed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_output import run_cli
+from PIL import Image
+
+from genie import Extractor
+from genie.config import load_config
+from genie.decode_files import decode_file
+from genie.decode_journal import DecodeJournal
+from genie.random_detectors import save_random_detector
+from genie.records import read_records, write_records
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("gmner_default_run")]
+
+
+def demo_posts(out, path, n=None) -> tuple:
+    """The demo's test tweets as raw posts (space-joined text, the image by id), and the records."""
+    demo = load_config(out / "genie.yaml").data.demo_dir
+    records = read_records(f"{demo}/gmner/test.jsonl")[:n]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps({"id": r.id, "text": " ".join(r.tokens), "image": r.image_id}) + "\n" for r in records)
+    return records, f"{demo}/gmner/features"
+
+
+def predict(capsys, *args) -> tuple[int, dict | str]:
+    return run_cli(capsys, "predict", *args)
+
+
+def test_predict_on_raw_text_finds_what_decode_finds(default_run, tmp_path, capsys, caplog):
+    _, out = default_run
+    records, features = demo_posts(out, tmp_path / "posts.jsonl")
+    with caplog.at_level(logging.WARNING):
+        code, summary = predict(capsys, "--checkpoint", out / "best", "--input", tmp_path / "posts.jsonl",
+                                "--output", tmp_path / "preds.jsonl", "--features", features)
+    assert code == 0, summary
+    assert not [r for r in caplog.records if "trained on" in r.getMessage()]  # the training's own regions
+    assert summary["posts"] == len(records) and summary["without_image"] == summary["missing_images"] == 0
+    write_records(tmp_path / "gold.jsonl", records)
+    decode_file(out / "best", tmp_path / "gold.jsonl", tmp_path / "decoded.jsonl")
+    decoded = read_records(tmp_path / "decoded.jsonl")
+    lines = [json.loads(line) for line in (tmp_path / "preds.jsonl").read_text().splitlines()]
+    assert [line["id"] for line in lines] == [r.id for r in records]
+    assert [[(e["start"], e["end"], e["type"], e["boxes"]) for e in line["entities"]] for line in lines] == \
+        [[(e.start, e.end, e.type, e.boxes) for e in r.entities] for r in decoded]
+    assert sum(len(line["entities"]) for line in lines) > 0.8 * sum(len(r.entities) for r in records)
+    for line in lines:
+        for entity in line["entities"]:
+            assert line["text"][entity["char_start"]:entity["char_end"]] == entity["text"]
+            assert entity["text"] == " ".join(line["tokens"][entity["start"]:entity["end"]])
+
+
+def write_images(folder, ids, seed=0):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for k, key in enumerate(ids):
+        size = (80 + 20 * k, 60 + 10 * k, 3)
+        Image.fromarray(rng.integers(0, 255, size, np.uint8)).save(folder / f"{key}.{'png' if k % 2 else 'jpg'}")
+
+
+def test_predict_with_a_detector_from_raw_posts_and_the_api_agree(default_run, tmp_path, capsys, caplog, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _, out = default_run
+    detector = save_random_detector("detr", tmp_path / "detr", dim=load_config(out / "genie.yaml").features.dim)
+    images = tmp_path / "images"
+    write_images(images, ["a", "b"])
+    (images / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    posts = [{"id": "p1", "text": "RT @nasa : Rihanna spotted in Paris !", "image": "a"},
+             {"id": "p2", "text": "Zuckerberg and Obama ... #news", "image": str(images / "b.png")},
+             {"id": "p3", "text": "no picture here", "image": "gone.jpg"},
+             {"id": "p4", "text": "broken picture", "image": "broken.jpg"}]
+    lines = [json.dumps(p) for p in posts] + ["just a plain line of text"]
+    (tmp_path / "posts.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args = ["--checkpoint", out / "best", "--input", tmp_path / "posts.jsonl", "--output", tmp_path / "preds.jsonl",
+            "--images", images]
+    code, err = predict(capsys, *args)
+    assert code == 2 and "pass --detector" in err, err  # demo regions: no detector to reuse
+    with caplog.at_level(logging.WARNING):
+        code, summary = predict(capsys, *args, "--detector", detector)
+    assert code == 0, summary
+    warning = next(r.getMessage() for r in caplog.records if "trained on" in r.getMessage())
+    assert "demo" in warning and "detr" in warning  # names both extractors
+    assert (summary["posts"], summary["without_image"], summary["missing_images"], summary["bad_images"]) == \
+        (5, 1, 1, 1)
+    regions = tmp_path / "preds.jsonl.regions"
+    assert sorted(p.name for p in regions.glob("*.npz")) == ["a.jpg.npz", "b.jpg.npz"]
+    cli = [json.loads(line) for line in (tmp_path / "preds.jsonl").read_text().splitlines()]
+    assert [line["id"] for line in cli] == ["p1", "p2", "p3", "p4", "5"]
+    assert cli[0]["tokens"] == ["RT", "@nasa", ":", "Rihanna", "spotted", "in", "Paris", "!"]
+    api = Extractor.from_pretrained(out / "best", device="cpu").predict(
+        [*posts, "just a plain line of text"], images=images, detector=detector)
+    assert api[:4] == cli[:4]  # the API is what the command runs
+    assert api[4]["entities"] == cli[4]["entities"] and api[4]["text"] == cli[4]["text"]  # ids: line number / index
+
+
+def test_a_killed_predict_resumes(default_run, tmp_path, capsys, monkeypatch):
+    _, out = default_run
+    _, features = demo_posts(out, tmp_path / "posts.jsonl", n=30)
+    args = ["--checkpoint", out / "best", "--input", tmp_path / "posts.jsonl", "--features", features,
+            "--batch-size", "8"]
+    assert predict(capsys, *args, "--output", tmp_path / "whole.jsonl")[0] == 0
+    real_add = DecodeJournal.add
+    calls = []
+
+    def add_then_die(self, rows):
+        real_add(self, rows)
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(DecodeJournal, "add", add_then_die)
+    assert predict(capsys, *args, "--output", tmp_path / "preds.jsonl")[0] == 130
+    assert (tmp_path / "preds.jsonl.partial").is_file() and not (tmp_path / "preds.jsonl").exists()
+    monkeypatch.setattr(DecodeJournal, "add", real_add)
+    code, summary = predict(capsys, *args, "--output", tmp_path / "preds.jsonl")
+    assert code == 0 and summary["resumed_with"] == 16
+    assert (tmp_path / "preds.jsonl").read_text() == (tmp_path / "whole.jsonl").read_text()
+    assert not (tmp_path / "preds.jsonl.partial").exists()
+
+
+def test_the_readme_python_example_runs_on_the_demo_checkpoint(default_run, tmp_path, monkeypatch):
+    """README's Python block, run as written, in a folder laid out as its commands leave one."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _, out = default_run
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```python\n(.*?)```", readme, re.DOTALL).group(1)
+    (tmp_path / "runs" / "gmner").mkdir(parents=True)
+    (tmp_path / "runs" / "gmner" / "best").symlink_to(out / "best")
+    save_random_detector("detr", tmp_path / "detectors" / "tiny-detr")
+    write_images(tmp_path / "photos", ["1"])
+    monkeypatch.chdir(tmp_path)
+    *setup, last = block.strip().splitlines()
+    scope: dict = {}
+    exec(compile("\n".join(setup), "README.md", "exec"), scope)
+    records = eval(compile(last, "README.md", "eval"), scope)  # the example's last line: its result
+    assert isinstance(scope["extractor"], Extractor) and len(records) == 1 and records[0]["text"] == "Obama visits Paris"
+    assert (tmp_path / "photos" / "1.jpg").is_file() and records[0]["image"] == "photos/1.jpg"
