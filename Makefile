@@ -42,7 +42,7 @@ bench:
 	$(PY) -m bench.run
 
 # Seconds per image of `genie features extract` for every detector family, tiny and real-size
-# (random weights), about 15 CPU minutes: bench/extraction.json and the table in README.md.
+# (random weights), about 20 CPU minutes: bench/extraction.json and the table in README.md.
 bench-extract:
 	$(PY) -m bench.extraction
 

@@ -65,7 +65,7 @@ def measure(model: Path, images: Path, work: Path, family: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench-extract", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=16, help="photos per timed pass")
+    parser.add_argument("--images", type=int, default=8, help="photos per timed pass")
     parser.add_argument("--families", nargs="*", default=list(FAMILIES))
     parser.add_argument("--doc", type=Path, default=DOC)
     args = parser.parse_args(argv)

@@ -32,13 +32,13 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not sys.stderr.isatty():  # a log file: a progress line every 30 s, not every update
+        os.environ.setdefault("TQDM_MININTERVAL", "30")  # read when tqdm is imported: before the parser imports it
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not sys.stderr.isatty():  # a log file: a progress line every 30 s, not every update (tqdm reads TQDM_*)
-        os.environ.setdefault("TQDM_MININTERVAL", "30")
     try:
         return COMMANDS[args.command](args)
     except GenieError as exc:

@@ -47,8 +47,8 @@ def test_same_seed_same_files_other_seed_different(demo, tmp_path):
     build_demo(other, GMNER, seed=1, **SMALL)
     for split in SPLITS:
         assert (again / f"{split}.jsonl").read_bytes() == (out / f"{split}.jsonl").read_bytes()
-    names = sorted(p.name for p in (out / "features").iterdir())
-    assert names == sorted(p.name for p in (again / "features").iterdir())
+    names = sorted(p.name for p in (out / "features").glob("*.npz"))
+    assert names == sorted(p.name for p in (again / "features").glob("*.npz"))
     for name in names:
         assert (again / "features" / name).read_bytes() == (out / "features" / name).read_bytes()
         a, b = npz_arrays(out / "features" / name), npz_arrays(again / "features" / name)
@@ -120,7 +120,7 @@ def test_second_call_is_a_no_op_and_a_changed_parameter_rebuilds(tmp_path):
     assert changed["test"]["tweets"] == 10 and len(read_records(tmp_path / "test.jsonl")) == 10
     assert json.loads((tmp_path / "demo.json").read_text())["params"]["n_test"] == 10
     assert (tmp_path / "train.jsonl").stat().st_mtime_ns != before[0]
-    assert len(list((tmp_path / "features").iterdir())) == 350  # no stale images left behind
+    assert len(list((tmp_path / "features").glob("*.npz"))) == 350  # no stale images left behind
 
 
 def test_a_changed_spec_rebuilds(tmp_path):
@@ -139,7 +139,7 @@ def test_two_runs_building_one_demo_at_once_share_a_whole_one(tmp_path):
     with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
         counts = list(pool.map(_build_small, [tmp_path] * 2))
     assert counts[0] == counts[1]
-    images = {p.name for p in (tmp_path / "features").iterdir()}
+    images = {p.name for p in (tmp_path / "features").glob("*.npz")}
     assert len(images) == sum(c["tweets"] for c in counts[0].values())
     assert not (tmp_path / ".features.tmp").exists()
 

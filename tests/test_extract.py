@@ -4,17 +4,22 @@ genie reads, resumable, never mixing two detectors, optionally packed into a sto
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
 from cli_output import run_cli
 from PIL import Image
 
+from genie.config import load_config
+from genie.demo import build_demo
 from genie.feature_store import FeatureStore
 from genie.features import load_npz
 from genie.random_detectors import save_random_detector
-from genie.records import Record, write_records
+from genie.records import Record, read_records, write_records
 from genie.region_extraction import read_manifest
+from genie.tasks import TASKS
+from genie.train import train
 
 K = 5
 
@@ -123,3 +128,36 @@ def test_user_mistakes_are_one_line(detectors, tmp_path, capsys, monkeypatch):
     for args, problem in cases:
         code, err = extract(capsys, *args, "--out", tmp_path / "out")
         assert code == 2 and problem in err, err
+
+
+@pytest.mark.slow
+def test_extracted_regions_train_and_predict_with_the_same_detector(detectors, tmp_path, capsys, caplog, monkeypatch):
+    """A run on extracted regions records their detector; `genie predict` then extracts new
+    images with it, unasked and without a warning."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = tmp_path / "gmner"
+    build_demo(data, TASKS["gmner"].demo, n_train=24, n_dev=8, n_test=8)
+    records = [r for split in ("train", "dev", "test") for r in read_records(data / f"{split}.jsonl")]
+    rng = np.random.default_rng(0)
+    images = tmp_path / "images"
+    images.mkdir()
+    for r in records:
+        Image.fromarray(rng.integers(0, 255, (100, 140, 3), np.uint8)).save(images / f"{r.image_id}.jpg")
+    assert extract(capsys, "--images", images, "--model", detectors["detr"], "--out", tmp_path / "regions")[0] == 0
+    metrics = train(load_config(None, [
+        "task=gmner", f"data.dir={data}", f"features.dir={tmp_path / 'regions'}", "features.dim=32",
+        f"features.max_regions={K}", "train.epochs=1", "train.batch_size=8", f"train.output_dir={tmp_path / 'run'}"]))
+    assert metrics["features"] == f"region features: all {len(records)} images found"  # every split's, read back
+    origin = json.loads((tmp_path / "run" / "best" / "regions.json").read_text())["gmner"]
+    assert origin == read_manifest(tmp_path / "regions")
+    capsys.readouterr()  # the run's own log
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(f'{{"text": "Obama in Paris", "image": "{records[0].image_id}"}}\n{{"bad": 1}}\nplain text\n')
+    with caplog.at_level(logging.WARNING):
+        code, summary = run_cli(capsys, "predict", "--checkpoint", tmp_path / "run", "--input", posts,
+                                "--output", tmp_path / "preds.jsonl", "--images", images, "--on-bad-line", "skip")
+    assert code == 0, summary
+    assert not [r for r in caplog.records if "trained on" in r.getMessage()]
+    assert (summary["posts"], summary["skipped_lines"], summary["without_image"]) == (2, 1, 1)
+    assert read_manifest(tmp_path / "preds.jsonl.regions") == origin  # the training's detector and settings
+    assert summary["features"] == "region features: all 1 images found"

@@ -12,9 +12,11 @@ import json
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
+from genie import Extractor
 from genie.config import load_config
 from genie.errors import GenieError
 from genie.prompts import load_prompts
@@ -113,6 +115,19 @@ def test_a_multi_task_run_reports_each_task_and_decodes_a_mixed_file(tmp_path):
     scored = subprocess.run([sys.executable, "-m", "genie.cli", "evaluate", "--task", "mre", "--gold",
                              str(demo / "mre" / "test.jsonl"), "--pred", str(heldout)], capture_output=True, text=True)
     assert json.loads(scored.stdout)["mre"]["gold"] == metrics["mre"]["mre"]["gold"]
+
+    # The Python API on a multi-task model: raw posts of the task asked for, as its records decode.
+    extractor = Extractor.from_pretrained(out / "best", device="cpu")
+    with pytest.raises(GenieError, match="say which task"):
+        extractor.predict(["a post"])
+    with pytest.raises(GenieError, match="two given entities"):
+        extractor.predict(["a post"], task="mre")
+    records = gold["mner"][:24]
+    posts = [{"id": r.id, "text": " ".join(r.tokens), "image": r.image_id} for r in records]
+    predicted = extractor.predict(posts, task="mner", features=demo / "mner" / "features")
+    decoded, _, _ = extractor.decode([replace(r, entities=[]) for r in records])
+    assert [[(e["start"], e["end"], e["type"]) for e in p["entities"]] for p in predicted] == \
+        [[(e.start, e.end, e.type) for e in r.entities] for r in decoded]
 
 
 @pytest.mark.full
