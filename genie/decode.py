@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
+import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -34,8 +35,10 @@ def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: Data
     rows: list[tuple[int, Record, dict]] = []
     for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
         sources = [dataset.records[i] for i in batch["index"].tolist()]
-        outputs, generated = dataset.targets.generate(core, batch, sources, cfg)
-        local = _records(core, dataset, collate, batch, sources, outputs, generated)
+        with torch.inference_mode():
+            encoded = core.encode(batch)  # once: generation and the grounding re-read share it
+        outputs, generated = dataset.targets.generate(core, batch, sources, cfg, encoded)
+        local = _records(core, dataset, collate, batch, sources, outputs, generated, encoded)
         # Per batch, as accelerate requires: it drops the last batch's padding duplicates.
         gathered = accelerator.gather_for_metrics(local, use_gather_object=True)
         rows.extend(gathered)
@@ -48,10 +51,10 @@ def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: Data
 
 
 def _records(model, dataset: GenieDataset, collate: Collator, batch: dict, sources: list[Record], outputs: list,
-             generated: list[dict]) -> list[tuple[int, Record, dict]]:
+             generated: list[dict], encoded) -> list[tuple[int, Record, dict]]:
     """(dataset index, predicted record, parser and generation counts) for each example of the batch."""
     parsed = [dataset.targets.parse(output, source) for output, source in zip(outputs, sources)]
-    boxes = _ground(model, dataset, collate, batch, outputs, parsed)
+    boxes = _ground(model, dataset, collate, batch, outputs, parsed, encoded)
     out = []
     for row, (index, source, p, counts) in enumerate(zip(batch["index"].tolist(), sources, parsed, generated)):
         stats = {"malformed": p.malformed, "unmatched": p.unmatched, "ungrounded_slots": 0, **counts}
@@ -70,9 +73,10 @@ def _records(model, dataset: GenieDataset, collate: Collator, batch: dict, sourc
 
 
 def _ground(model, dataset: GenieDataset, collate: Collator, batch: dict, outputs: list,
-            parsed) -> dict[tuple[int, int], list[float]]:
-    """Re-read each generated sequence teacher-forced and pick the argmax region per slot, among
-    the image's real regions whose box has an area (a slot with none gets no box)."""
+            parsed, encoded) -> dict[tuple[int, int], list[float]]:
+    """Re-read each generated sequence teacher-forced over the generation's encoder states and pick
+    the argmax region per slot, among the image's real regions whose box has an area (a slot with
+    none gets no box)."""
     if not dataset.targets.task.grounded or not any(p.slots for p in parsed):
         return {}
     items, keys = [], []
@@ -91,7 +95,7 @@ def _ground(model, dataset: GenieDataset, collate: Collator, batch: dict, output
     pixels = batch["region_pixel_boxes"]
     usable = batch["region_mask"] & (pixels[..., 2] > pixels[..., 0]) & (pixels[..., 3] > pixels[..., 1])
     example = sub["slot_example"]
-    logits = model.region_logits(sub).float().masked_fill(~usable[example], float("-inf"))
+    logits = model.region_logits(sub, encoded).float().masked_fill(~usable[example], float("-inf"))
     choice = logits.argmax(-1).tolist()
     boxes = {}
     for (row, slot), ex, region in zip(keys, example.tolist(), choice):

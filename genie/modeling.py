@@ -192,12 +192,13 @@ class GenieModel(nn.Module):
 
     @torch.inference_mode()
     def generate(self, batch: dict, num_beams: int, max_new_tokens: int,
-                 processors: Sequence[LogitsProcessor] = ()) -> torch.Tensor:
+                 processors: Sequence[LogitsProcessor] = (), encoded: Encoded | None = None) -> torch.Tensor:
         """Greedy or beam search by genie's settings alone. `generate` fills every setting it is not
         given from the backbone's own generation config, so that config is set aside for the call
         (its special token ids kept): a checkpoint's no_repeat_ngram_size, forced end token or
-        length penalty cannot change what genie decodes."""
-        encoder_states, mask, _, _ = self.encode(batch)
+        length penalty cannot change what genie decodes. `encoded`: the batch's `encode`, when the
+        caller keeps it for grounding."""
+        encoder_states, mask, _, _ = encoded or self.encode(batch)
         model = self.backbone.get_base_model() if isinstance(self.backbone, PeftModel) else self.backbone
         own = model.generation_config
         model.generation_config = GenerationConfig(
@@ -212,9 +213,10 @@ class GenieModel(nn.Module):
             model.generation_config = own
 
     @torch.inference_mode()
-    def generate_indices(self, batch: dict, grammar: Grammar, num_beams: int, max_new_tokens: int) -> list[list[int]]:
+    def generate_indices(self, batch: dict, grammar: Grammar, num_beams: int, max_new_tokens: int,
+                         encoded: Encoded | None = None) -> list[list[int]]:
         """Grammar-constrained index sequences, decoded step by step with the decoder's KV cache."""
-        encoder_states, mask, _, _ = self.encode(batch)
+        encoder_states, mask, _, _ = encoded or self.encode(batch)
         words = self.words(batch, encoder_states)
         decoder, cache = self.backbone.get_decoder(), None
 
@@ -232,9 +234,10 @@ class GenieModel(nn.Module):
                                   batch["word_mask"].sum(1).tolist(), num_beams, max_new_tokens)
 
     @torch.inference_mode()
-    def region_logits(self, batch: dict) -> torch.Tensor:
-        """Teacher-force the given labels (a generated, re-encoded sequence) and score regions."""
-        encoder_states, mask, region_states, _ = self.encode(batch)
+    def region_logits(self, batch: dict, encoded: Encoded | None = None) -> torch.Tensor:
+        """Teacher-force the given labels (a generated sequence) and score regions; `encoded`: the
+        source's `encode` from generation, so the encoder does not run twice."""
+        encoder_states, mask, region_states, _ = encoded or self.encode(batch)
         decoder_states, _ = self.decode(batch, encoder_states, mask)
         return self.ground(decoder_states, region_states, batch)
 

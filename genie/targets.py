@@ -79,14 +79,16 @@ class TextTargets(Targets):
     def token_text(self) -> TokenText:
         return TokenText(self.tokenizer)
 
-    def generate(self, model, batch: dict, records: list[Record], cfg: DecodeConfig) -> tuple[list[str], list[dict]]:
+    def generate(self, model, batch: dict, records: list[Record], cfg: DecodeConfig,
+                 encoded=None) -> tuple[list[str], list[dict]]:
         """Generated texts, and per record what constrained decoding counted: the tweet's words it
         could not write, and rows it left with no allowed token (never, unless genie has a bug)."""
         constraint = None
         if cfg.constrained:
             grammars = [self.task.text_grammar(record, self.token_text) for record in records]
             constraint = TextConstraint(self.token_text, grammars, cfg.num_beams, cfg.max_new_tokens)
-        sequences = model.generate(batch, cfg.num_beams, cfg.max_new_tokens, [constraint] if constraint else [])
+        sequences = model.generate(batch, cfg.num_beams, cfg.max_new_tokens, [constraint] if constraint else [],
+                                   encoded=encoded)
         # No clean-up of spaces: it would turn a tweet's "Pak ." into "Pak.".
         texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         if constraint is None:
@@ -141,9 +143,10 @@ class IndexTargets(Targets):
                 starts.append(j)
         return enc["input_ids"], starts
 
-    def generate(self, model, batch: dict, records: list[Record],
-                 cfg: DecodeConfig) -> tuple[list[list[int]], list[dict]]:
-        return model.generate_indices(batch, self.grammar, cfg.num_beams, cfg.max_new_tokens), [{} for _ in records]
+    def generate(self, model, batch: dict, records: list[Record], cfg: DecodeConfig,
+                 encoded=None) -> tuple[list[list[int]], list[dict]]:
+        sequences = model.generate_indices(batch, self.grammar, cfg.num_beams, cfg.max_new_tokens, encoded=encoded)
+        return sequences, [{} for _ in records]
 
     def parse(self, output: list[int], record: Record) -> Parsed:
         return self.format.parse(output, record)

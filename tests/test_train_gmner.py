@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
 from genie.config import load_config
-from genie.data import GenieDataset
+from genie.data import Collator, GenieDataset
 from genie.decode import decode_loader, predict
 from genie.decode_files import decode_file
 from genie.feature_store import build_store
@@ -88,18 +88,42 @@ def decoded_at(model, dataset: GenieDataset, batch_size: int, cfg) -> list[dict]
     return [p.to_dict() for p in preds]
 
 
-@pytest.mark.xdist_group("gmner_default_run")
-def test_predictions_do_not_depend_on_the_batch(default_run):
-    """The test split decoded 1, 7, 32 and 100 at a time gives the same predictions. A record
-    may differ in float32 only where float rounding breaks a tie: in float64 it may not."""
-    _, out = default_run
+def test_split(out: Path) -> tuple:
+    """The default run's config, best model, and demo test split as a dataset."""
     cfg = load_config(out / "best" / "genie.yaml")
     task = get_task("gmner")
-    model = load_checkpoint(out / "best", cfg, task)
     targets = make_targets("text", task, AutoTokenizer.from_pretrained(out / "best"), cfg.model.max_source_length,
                            cfg.model.max_target_length)
     dataset = GenieDataset(read_records(f"{cfg.data.demo_dir}/gmner/test.jsonl"), targets,
                            feature_source(cfg, task_features_dir(cfg, task)))
+    return cfg, load_checkpoint(out / "best", cfg, task), dataset
+
+
+@pytest.mark.xdist_group("gmner_default_run")
+def test_decoding_runs_the_encoder_once_per_batch(default_run):
+    """Generation and the grounding re-read share one encoder pass, with the re-read's region
+    scores exactly those of a fresh encoding."""
+    cfg, model, dataset = test_split(default_run[1])
+    calls = []
+    hook = model.backbone.get_encoder().register_forward_hook(lambda *_: calls.append(1))
+    try:
+        preds, _ = predict(Accelerator(cpu=True), model, dataset, decode_loader(dataset, 100), cfg.decode)
+    finally:
+        hook.remove()
+    assert len(calls) == 3  # 300 tweets, 3 batches of 100
+    assert sum(bool(e.boxes) for p in preds for e in p.entities) > 100  # and grounding did run
+    batch = Collator(dataset.targets.tokenizer.pad_token_id)([dataset[k] for k in range(8)])
+    with torch.inference_mode():
+        shared = model.region_logits(batch, model.eval().encode(batch))
+    assert torch.equal(shared, model.region_logits(batch))
+
+
+@pytest.mark.xdist_group("gmner_default_run")
+def test_predictions_do_not_depend_on_the_batch(default_run):
+    """The test split decoded 1, 7, 32 and 100 at a time gives the same predictions. A record
+    may differ in float32 only where float rounding breaks a tie: in float64 it may not."""
+    cfg, model, dataset = test_split(default_run[1])
+    targets = dataset.targets
     runs = {size: decoded_at(model, dataset, size, cfg) for size in (1, 7, 32, 100)}
     differing = {k for size in runs for k, (a, b) in enumerate(zip(runs[1], runs[size])) if a != b}
     print(f"records whose float32 prediction depends on the batch: {len(differing)} of {len(dataset)}")
