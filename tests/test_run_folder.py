@@ -81,8 +81,10 @@ def test_the_same_finished_run_reprints_its_metrics_and_touches_nothing(run):
     (["model.d_model=32"], "model.d_model: 64 -> 32"),
     (["data.demo_train_tweets=100"], "data.demo_train_tweets: 120 -> 100"),
 ], ids=["learning-rate", "target-format", "model-shape", "data"])
-def test_another_run_into_the_folder_is_refused_in_one_line_and_changes_nothing(run, change, named):
-    folder, demo, _ = run
+def test_another_run_into_the_folder_is_refused_in_one_line_and_changes_nothing(run, change, named, tmp_path):
+    folder, shared, _ = run
+    demo = tmp_path / "demo"  # a copy: the refused run builds its demo before the folder refuses it
+    shutil.copytree(shared, demo)
     before = snapshot(folder)
     refused = genie(*train_args(folder, demo, *change))
     assert refused.returncode == 2

@@ -88,7 +88,7 @@ def decoded_at(model, dataset: GenieDataset, batch_size: int, cfg) -> list[dict]
     return [p.to_dict() for p in preds]
 
 
-def test_split(out: Path) -> tuple:
+def default_test_split(out: Path) -> tuple:
     """The default run's config, best model, and demo test split as a dataset."""
     cfg = load_config(out / "best" / "genie.yaml")
     task = get_task("gmner")
@@ -103,7 +103,7 @@ def test_split(out: Path) -> tuple:
 def test_decoding_runs_the_encoder_once_per_batch(default_run):
     """Generation and the grounding re-read share one encoder pass, with the re-read's region
     scores exactly those of a fresh encoding."""
-    cfg, model, dataset = test_split(default_run[1])
+    cfg, model, dataset = default_test_split(default_run[1])
     calls = []
     hook = model.backbone.get_encoder().register_forward_hook(lambda *_: calls.append(1))
     try:
@@ -122,7 +122,7 @@ def test_decoding_runs_the_encoder_once_per_batch(default_run):
 def test_predictions_do_not_depend_on_the_batch(default_run):
     """The test split decoded 1, 7, 32 and 100 at a time gives the same predictions. A record
     may differ in float32 only where float rounding breaks a tie: in float64 it may not."""
-    cfg, model, dataset = test_split(default_run[1])
+    cfg, model, dataset = default_test_split(default_run[1])
     targets = dataset.targets
     runs = {size: decoded_at(model, dataset, size, cfg) for size in (1, 7, 32, 100)}
     differing = {k for size in runs for k, (a, b) in enumerate(zip(runs[1], runs[size])) if a != b}
