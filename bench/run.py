@@ -3,12 +3,15 @@ machine, on the same data with the same model on both sides.
 
 1. feature loading: the memory-mapped store vs one .npz per example (10,000 images, 36 x 2048);
 2. training throughput: length-grouped dynamic padding vs fixed padding to 200 tokens, on the
-   GMNER v2.0 length distribution, at tiny and base-like model sizes;
-3. decoding throughput: length-sorted batches vs one example at a time;
-4. the fraction of this machine's matmul peak (measured here) a base-like training step reaches.
+   GMNER v2.0 length distribution, at tiny and base-like model sizes, and bf16 autocast vs fp32;
+3. decoding throughput: length-sorted batches vs one example at a time, and bf16 vs fp32; and
+   grammar-constrained index decoding vs the backbone's own greedy `generate` (bench/index_decoding.py);
+4. the fraction of this machine's matmul peak (the faster of fp32 and bf16, measured here) a
+   base-like training step reaches.
 
 Each case runs in a fresh process, so the peak memory (max RSS) beside it is its own. Writes
-`bench/results.json` and the table between the bench markers in docs/speed.md."""
+`bench/results.json`, the table between the bench markers in docs/speed.md, and the ratios alone
+between README's summary markers."""
 
 from __future__ import annotations
 
@@ -35,6 +38,8 @@ SHARED_GMNER = Path(os.environ.get("GENIE_SHARED_DATASETS", REPO.parent / "share
 LENGTHS_FILE = REPO / "bench" / "gmner_lengths.json"
 DOC = REPO / "docs" / "speed.md"  # the page whose bench markers hold the table
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
+README = REPO / "README.md"  # its summary markers hold the ratios alone
+SUMMARY_START, SUMMARY_END = "<!-- bench-summary:start -->", "<!-- bench-summary:end -->"
 PUBLISHED_WIDTH = 200  # the published code pads every source to 200 tokens
 VINVL_BOXES, VINVL_DIM = 36, 2048
 SIZES = {  # T5 architecture; base-like has BART-base's width and depth (768, 6 + 6 layers, 12 heads)
@@ -153,10 +158,11 @@ def gmner_records() -> tuple[list, str]:
 
 
 def train_throughput(size: str, mode: str, examples: int, batch_size: int, count_flops: bool = False,
-                     workers: int = 0) -> dict:
+                     workers: int = 0, precision: str = "no") -> dict:
     """One epoch over the same `examples` tweets: `fixed` pads sources to 200 tokens in random
     batches (published), `dynamic` pads to the batch's longest, `grouped` adds length grouping;
-    `workers` DataLoader processes build the batches."""
+    `workers` DataLoader processes build the batches; `precision` bf16 autocasts the forward and
+    backward as `train.mixed_precision=bf16` does (weights and optimizer stay fp32)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -173,7 +179,7 @@ def train_throughput(size: str, mode: str, examples: int, batch_size: int, count
     overrides = [f"{k}={v}" for k, v in SIZES[size].items()] + [
         f"features.max_regions={VINVL_BOXES}", f"features.dim={VINVL_DIM}", "features.on_missing=zeros",
         f"train.batch_size={batch_size}", f"data.group_by_length={mode == 'grouped'}", f"data.num_workers={workers}",
-        "model.max_source_length=200", "model.vocab_size=4000"]
+        "model.max_source_length=200", "model.vocab_size=4000", f"train.mixed_precision={precision}"]
     cfg = load_config(REPO / "configs" / "gmner.yaml", overrides)
     task = get_task("gmner")
     features = FeatureSource(None, VINVL_BOXES, VINVL_DIM, "zeros")  # the compute is that of 36 regions
@@ -183,7 +189,7 @@ def train_throughput(size: str, mode: str, examples: int, batch_size: int, count
     dataset = GenieDataset(subset, targets, features)
     for i in range(len(dataset)):  # tokenise once, outside the timing (the same in every mode)
         dataset[i]
-    collate = Collator(tokenizer.pad_token_id)
+    collate = Collator(tokenizer.pad_token_id, 8 if precision != "no" else 1)  # as the trainer pads
     if mode == "fixed":
         collate = FixedWidth(collate, tokenizer.pad_token_id)
     loader = train_loader(cfg, [dataset], collate)
@@ -191,7 +197,9 @@ def train_throughput(size: str, mode: str, examples: int, batch_size: int, count
     model.train()
 
     def step(batch) -> None:
-        model(batch)["loss"].backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = model(batch)["loss"]
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad()
@@ -231,14 +239,14 @@ class FixedWidth:
         return batch
 
 
-def matmul_peak(n: int = 2048, repeats: int = 10) -> dict:
-    """The best float32 matmul rate of this machine with torch's default threads."""
+def matmul_peak(dtype: str = "float32", n: int = 2048, repeats: int = 10) -> dict:
+    """The best `dtype` matmul rate of this machine with torch's default threads."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, dtype=getattr(torch, dtype)), torch.randn(n, n, dtype=getattr(torch, dtype))
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return {"flops_per_second": 2 * n**3 / best, "threads": torch.get_num_threads(), "size": n}
+    return {"flops_per_second": 2 * n**3 / best, "threads": torch.get_num_threads(), "size": n, "dtype": dtype}
 
 
 def _timed(fn) -> float:
@@ -257,8 +265,11 @@ def bench_training(quick: bool) -> dict:
         if size == "tiny":  # where batch building weighs most against the step
             rows["grouped, 1 worker"] = in_child(train_throughput, size=size, mode="grouped", examples=examples,
                                                  batch_size=batch_size, workers=1)
+        rows["grouped, bf16"] = in_child(train_throughput, size=size, mode="grouped", examples=examples,
+                                         batch_size=batch_size, count_flops=size == "base-like", precision="bf16")
         out[size] = {"examples": examples, "batch_size": batch_size, "rows": rows,
-                     "ratio": rows["grouped"]["examples_per_second"] / rows["fixed"]["examples_per_second"]}
+                     "ratio": rows["grouped"]["examples_per_second"] / rows["fixed"]["examples_per_second"],
+                     "bf16_ratio": rows["grouped, bf16"]["examples_per_second"] / rows["grouped"]["examples_per_second"]}
     return out
 
 
@@ -278,9 +289,10 @@ def train_decode_model(out: str, quick: bool) -> dict:
     return {"seconds": time.perf_counter() - started, "test_f1": metrics["gmner"]["f1"]}
 
 
-def decode_throughput(out: str, mode: str) -> dict:
+def decode_throughput(out: str, mode: str, precision: str = "no") -> dict:
     """`one`: one example at a time (published); `batched`: genie's length-sorted batches of 100;
-    `unsorted`: batches of 100 in file order."""
+    `unsorted`: batches of 100 in file order; `precision` bf16: decoded under bf16 autocast, as a
+    bf16-trained checkpoint decodes."""
     import torch
     from accelerate import Accelerator
     from torch.utils.data import DataLoader
@@ -304,7 +316,7 @@ def decode_throughput(out: str, mode: str) -> dict:
     dataset = GenieDataset(records, targets, feature_source(cfg, task_features_dir(cfg, task)))
     for i in range(len(dataset)):
         dataset[i]
-    accelerator = Accelerator(cpu=True)
+    accelerator = Accelerator(cpu=True, mixed_precision=precision)
     model = accelerator.prepare(GenieModel.from_pretrained(best))
     if mode == "batched":
         loader = decode_loader(dataset, cfg.decode.batch_size)
@@ -323,10 +335,14 @@ def decode_throughput(out: str, mode: str) -> dict:
 
 
 def bench_decoding(work: Path, quick: bool) -> dict:
+    from bench.index_decoding import measure  # it reads this module's sizes
+
     trained = in_child(train_decode_model, out=str(work), quick=quick)
     rows = {mode: in_child(decode_throughput, out=str(work), mode=mode) for mode in ("one", "unsorted", "batched")}
-    return {"model": trained, "rows": rows,
-            "ratio": rows["batched"]["records_per_second"] / rows["one"]["records_per_second"]}
+    rows["batched, bf16"] = in_child(decode_throughput, out=str(work), mode="batched", precision="bf16")
+    return {"model": trained, "rows": rows, "index": in_child(measure, size="tiny" if quick else "base-like"),
+            "ratio": rows["batched"]["records_per_second"] / rows["one"]["records_per_second"],
+            "bf16_ratio": rows["batched, bf16"]["records_per_second"] / rows["batched"]["records_per_second"]}
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -353,11 +369,50 @@ def table(results: dict) -> str:
                  f"{batched['records_per_second']:.1f} tweets/s (unsorted: "
                  f"{d['rows']['unsorted']['records_per_second']:.1f}) | **{d['ratio']:.1f}x** | "
                  f"{one['peak_rss_mb']} / {batched['peak_rss_mb']} MB |")
-    base = t["base-like"]["rows"]["grouped"]
-    lines.append(f"| base-like training step vs matmul peak ({p['flops_per_second'] / 1e9:.0f} GFLOP/s, "
-                 f"{p['threads']} threads) | | {base['flops_per_second'] / 1e9:.1f} GFLOP/s | "
-                 f"**{results['peak_fraction']:.0%}** of peak | |")
+    for size, row in t.items():
+        plain, bf16 = row["rows"]["grouped"], row["rows"]["grouped, bf16"]
+        lines.append(f"| training, {size}, bf16 autocast vs fp32 (length-grouped) | fp32: "
+                     f"{plain['examples_per_second']:.1f} ex/s | bf16: {bf16['examples_per_second']:.1f} ex/s | "
+                     f"**{row['bf16_ratio']:.2f}x** | {plain['peak_rss_mb']} / {bf16['peak_rss_mb']} MB |")
+    plain, bf16 = d["rows"]["batched"], d["rows"]["batched, bf16"]
+    lines.append(f"| decoding, tiny GMNER model, bf16 autocast vs fp32 (sorted batches) | fp32: "
+                 f"{plain['records_per_second']:.1f} tweets/s | bf16: {bf16['records_per_second']:.1f} tweets/s | "
+                 f"**{d['bf16_ratio']:.2f}x** | {plain['peak_rss_mb']} / {bf16['peak_rss_mb']} MB |")
+    index = d["index"]
+    lines.append(f"| index decoding, {index['size']} GMNER model, greedy, {index['tweets']} tweets x {index['steps']} "
+                 f"steps | the backbone's `generate` (text, greedy): {index['hf_tweets_per_second']:.1f} tweets/s | "
+                 f"grammar-constrained pointers: {index['genie_tweets_per_second']:.1f} tweets/s | "
+                 f"**{index['ratio']:.2f}x** | {index['peak_rss_mb']} MB |")
+    best = max(p.values(), key=lambda peak: peak["flops_per_second"])
+    rates = "; ".join(f"{dtype}: {peak['flops_per_second'] / 1e9:.0f}" for dtype, peak in p.items())
+    steps = "; ".join(f"{name}: {t['base-like']['rows'][row]['flops_per_second'] / 1e9:.1f}"
+                      for name, row in (("fp32", "grouped"), ("bf16", "grouped, bf16")))
+    lines.append(f"| base-like training step vs the best matmul peak ({best['dtype']}, GFLOP/s {rates}, "
+                 f"{best['threads']} threads) | | GFLOP/s {steps} | **{results['peak_fraction']:.0%}** of peak | |")
     return "\n".join(lines)
+
+
+def summary(results: dict) -> str:
+    """README's short table: each ratio and what it compares."""
+    t, d = results["training"], results["decoding"]
+    rows = [("feature loading: float16 store vs one .npz per example", f"{results['features']['ratio']:.1f}x"),
+            *((f"training, {size}: length-grouped dynamic padding vs padding to 200", f"{row['ratio']:.2f}x")
+              for size, row in t.items()),
+            ("decoding: length-sorted batches vs one tweet at a time", f"{d['ratio']:.1f}x"),
+            *((f"training, {size}: bf16 autocast vs fp32", f"{row['bf16_ratio']:.2f}x") for size, row in t.items()),
+            ("decoding, tiny: bf16 autocast vs fp32", f"{d['bf16_ratio']:.2f}x"),
+            (f"index decoding, {d['index']['size']}: grammar-constrained pointers vs the backbone's greedy `generate`",
+             f"{d['index']['ratio']:.2f}x"),
+            ("base-like training step vs the best (bf16 or fp32) matmul peak", f"{results['peak_fraction']:.0%}")]
+    return "\n".join(["| measure (`make bench`) | genie |", "|---|---|", *(f"| {m} | **{r}** |" for m, r in rows)])
+
+
+def peak_fraction(results: dict) -> float:
+    """The faster base-like training step (fp32 or bf16) against the faster matmul (fp32 or bf16):
+    how close genie gets to what this machine can do at all."""
+    rows = results["training"]["base-like"]["rows"]
+    step = max(rows["grouped"]["flops_per_second"], rows["grouped, bf16"]["flops_per_second"])
+    return step / max(peak["flops_per_second"] for peak in results["peak"].values())
 
 
 def _workers(rows: dict) -> str:
@@ -377,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
     parser.add_argument("--doc", type=Path, default=DOC,
                         help="the page whose bench markers get the table (default: docs/speed.md)")
+    parser.add_argument("--readme", type=Path, default=README, help="the page whose summary markers get the ratios")
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="small sizes: checks the bench runs, not speed")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
@@ -394,9 +450,8 @@ def main(argv: list[str] | None = None) -> int:
         print("3/4 decoding throughput", file=sys.stderr)
         results["decoding"] = bench_decoding(work / "decoding", args.quick)
         print("4/4 matmul peak", file=sys.stderr)
-        results["peak"] = in_child(matmul_peak)
-        results["peak_fraction"] = (results["training"]["base-like"]["rows"]["grouped"]["flops_per_second"]
-                                    / results["peak"]["flops_per_second"])
+        results["peak"] = {dtype: in_child(matmul_peak, dtype=dtype) for dtype in ("float32", "bfloat16")}
+        results["peak_fraction"] = peak_fraction(results)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -404,8 +459,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     write_doc(args.doc, table(results))
+    write_doc(args.readme, summary(results), SUMMARY_START, SUMMARY_END)
     print(table(results))
-    print(f"{results['seconds']:.0f} s; wrote {args.out} and the table in {args.doc}", file=sys.stderr)
+    print(f"{results['seconds']:.0f} s; wrote {args.out}, the table in {args.doc} and the ratios in {args.readme}",
+          file=sys.stderr)
     return 0
 
 

@@ -260,6 +260,9 @@ def _apply(overrides: list[str] | tuple[str, ...], data: dict) -> dict:
     return data
 
 
+YAML_WORDS = {False: "no", True: "yes"}
+
+
 def _build(cls: type, data: dict, source: str, prefix: str):
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -275,6 +278,8 @@ def _build(cls: type, data: dict, source: str, prefix: str):
                 raise GenieError(f"config key '{prefix}{name}' must be a section", source)
             values[name] = _build(hint, value, source, prefix=f"{prefix}{name}.")
         else:
+            if isinstance(value, bool) and YAML_WORDS[value] in fields[name].metadata.get("choices", ()):
+                value = YAML_WORDS[value]  # YAML 1.1 reads `mixed_precision: no` as false
             values[name] = _coerce(value, hint, f"{prefix}{name}", source)
             _check(values[name], fields[name].metadata, f"{prefix}{name}", source)
     try:

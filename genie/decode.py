@@ -35,10 +35,13 @@ def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: Data
     rows: list[tuple[int, Record, dict]] = []
     for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
         sources = [dataset.records[i] for i in batch["index"].tolist()]
-        with torch.inference_mode():
-            encoded = core.encode(batch)  # once: generation and the grounding re-read share it
-        outputs, generated = dataset.targets.generate(core, batch, sources, cfg, encoded)
-        local = _records(core, dataset, collate, batch, sources, outputs, generated, encoded)
+        # Decoding calls the model's own methods, which accelerate's forward wrapper does not
+        # reach: autocast here, so a bf16 run decodes in bf16 as it trained.
+        with accelerator.autocast():
+            with torch.inference_mode():
+                encoded = core.encode(batch)  # once: generation and the grounding re-read share it
+            outputs, generated = dataset.targets.generate(core, batch, sources, cfg, encoded)
+            local = _records(core, dataset, collate, batch, sources, outputs, generated, encoded)
         # Per batch, as accelerate requires: it drops the last batch's padding duplicates.
         gathered = accelerator.gather_for_metrics(local, use_gather_object=True)
         rows.extend(gathered)

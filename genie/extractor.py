@@ -29,6 +29,7 @@ from genie.decode import decode_loader, predict
 from genie.errors import GenieError
 from genie.features import FeatureSource
 from genie.posts import Post, PostRun, post_prediction, post_records
+from genie.precision import make_accelerator
 from genie.records import Record
 from genie.region_extraction import ORIGINS, describe, extract_regions, read_manifest
 from genie.run_setup import (
@@ -76,7 +77,7 @@ class Extractor:
             raise GenieError(f"device must be cpu or cuda, got {device!r}")
         checkpoint = model_folder(Path(path))
         cfg = load_config(checkpoint / "genie.yaml", list(overrides))
-        accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=device == "cpu")
+        accelerator = make_accelerator(cfg.train.mixed_precision, cpu=device == "cpu")
         if device == "cuda" and accelerator.device.type != "cuda":
             raise GenieError("device cuda asked for, but no CUDA device is available")
         tasks = run_tasks(cfg)

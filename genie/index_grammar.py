@@ -1,16 +1,20 @@
 """The finite-state reading of index targets (their layout: genie/tasks/index_format.py).
 
 `Grammar` both constrains decoding (only continuations that can still end well-formed within
-the length budget are allowed) and drives the parser, so whatever the decoder emits parses. It
-sits below both the tasks (which write and parse targets with it) and the model (whose pointer
-head decodes under it).
+the length budget are allowed; the decoder applies it as tensors, `Grammar.tensors`) and drives
+the parser, so whatever the decoder emits parses. It sits below both the tasks (which write and
+parse targets with it) and the model (whose pointer head decodes under it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from genie.errors import GenieError
+
+if TYPE_CHECKING:
+    from genie.tensor_grammar import TensorGrammar
 
 END = "</s>"
 REGION, NO_REGION = "<region>", "<no region>"
@@ -61,6 +65,7 @@ class Grammar:
                     self.specials.append(name)
         self.index = {name: i for i, name in enumerate(self.specials)}
         self.end = self.index[END]
+        self._tensors: dict = {}
 
     @staticmethod
     def special_name(f: Field, label: str) -> str:
@@ -111,41 +116,14 @@ class Grammar:
             return State()
         return State(state.field + 1, values=values)
 
-    def to_finish(self, state: State) -> int:
-        """The fewest indices that end the sequence from `state` (end label included)."""
-        if state.done:
-            return 0
-        if state.field == 0 and state.last < 0:
-            return 1
-        rest = len(self.fields) - state.field - (1 if state.last >= 0 else 0)
-        return rest + 1
+    def tensors(self, device) -> TensorGrammar:
+        """The grammar as tensors for decoding (genie/tensor_grammar.py), built once per device;
+        imported here only then, so that parsing stays free of torch."""
+        if device not in self._tensors:
+            from genie.tensor_grammar import TensorGrammar
 
-    def allowed(self, state: State, n_words: int, budget: int) -> tuple[list[int], range]:
-        """The labels and the words allowed after `state` that still let the sequence end
-        within `budget` indices (the next one included); words are < `n_words`."""
-        if state.done or budget < 1:
-            return [], range(0)
-        labels = [i for i in self._labels_next(state) if self._fits(self.advance(state, i), budget)]
-        f = self.fields[state.field]
-        if not f.is_span:
-            return labels, range(0)
-        words = range(state.last + 1, min(state.last + 2, n_words)) if state.last >= 0 else range(n_words)
-        if len(words) and not self._fits(self.advance(state, self.pointer(words[0])), budget):
-            words = range(0)
-        return labels, words
-
-    def _fits(self, after: State | None, budget: int) -> bool:
-        return after is not None and self.to_finish(after) <= budget - 1
-
-    def _labels_next(self, state: State) -> list[int]:
-        """The label indices that can follow `state` (the end label included)."""
-        f = self.fields[state.field]
-        if not f.is_span:
-            return [self.label_id(f, lab) for lab in self.labels_of(f, state)]
-        if state.last < 0:
-            return [self.end] if state.field == 0 else []
-        nxt = self.fields[state.field + 1] if state.field + 1 < len(self.fields) else None
-        return [self.label_id(nxt, lab) for lab in self.labels_of(nxt, state)] if nxt and not nxt.is_span else []
+            self._tensors[device] = TensorGrammar(self, device)
+        return self._tensors[device]
 
     # -- units <-> indices -----------------------------------------------------------------
     def write(self, units: list[dict]) -> tuple[list[int], list[int]]:

@@ -215,23 +215,28 @@ class GenieModel(nn.Module):
     @torch.inference_mode()
     def generate_indices(self, batch: dict, grammar: Grammar, num_beams: int, max_new_tokens: int,
                          encoded: Encoded | None = None) -> list[list[int]]:
-        """Grammar-constrained index sequences, decoded step by step with the decoder's KV cache."""
+        """Grammar-constrained index sequences, decoded step by step with the decoder's KV cache.
+        What a step reads per hypothesis (encoder states and mask, word vectors and mask) is
+        kept beside the cache, and reordered with it when the hypotheses change."""
         encoder_states, mask, _, _ = encoded or self.encode(batch)
-        words = self.words(batch, encoder_states)
+        per_hypothesis = [encoder_states, mask, self.words(batch, encoder_states), batch["word_mask"]]
         decoder, cache = self.backbone.get_decoder(), None
 
-        def step(rows: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
+        def step(last: torch.Tensor | None) -> torch.Tensor:
             nonlocal cache
-            inputs = (self.pointer.start(len(rows)) if last is None
-                      else self.pointer.inputs(last[:, None], words[rows]))
-            out = decoder(inputs_embeds=inputs, encoder_hidden_states=encoder_states[rows],
-                          encoder_attention_mask=mask[rows], cache=cache, use_cache=True)
+            states, states_mask, words, word_mask = per_hypothesis
+            inputs = self.pointer.start(len(words)) if last is None else self.pointer.inputs(last[:, None], words)
+            out = decoder(inputs_embeds=inputs, encoder_hidden_states=states, encoder_attention_mask=states_mask,
+                          cache=cache, use_cache=True)
             cache = out.cache
-            logits = self.pointer.logits(out.last_hidden_state[:, -1:], words[rows], batch["word_mask"][rows])
+            logits = self.pointer.logits(out.last_hidden_state[:, -1:], words, word_mask)
             return F.log_softmax(logits[:, 0].float(), -1)
 
-        return constrained_search(step, lambda parents: cache.reorder_cache(parents), grammar,
-                                  batch["word_mask"].sum(1).tolist(), num_beams, max_new_tokens)
+        def reorder(parents: torch.Tensor) -> None:
+            cache.reorder_cache(parents)
+            per_hypothesis[:] = [kept.index_select(0, parents) for kept in per_hypothesis]
+
+        return constrained_search(step, reorder, grammar, batch["word_mask"].sum(1), num_beams, max_new_tokens)
 
     @torch.inference_mode()
     def region_logits(self, batch: dict, encoded: Encoded | None = None) -> torch.Tensor:

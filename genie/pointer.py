@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from genie.index_grammar import Grammar, State
+from genie.index_grammar import Grammar
 
 
 class PointerHead(nn.Module):
@@ -57,53 +57,80 @@ class PointerHead(nn.Module):
         return torch.cat([labels, pointers], -1) / states.shape[-1] ** 0.5
 
 
-Step = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+Step = Callable[[torch.Tensor | None], torch.Tensor]
 
 
 def constrained_search(step: Step, reorder: Callable[[torch.Tensor], None], grammar: Grammar,
-                       n_words: list[int], num_beams: int, max_length: int) -> list[list[int]]:
+                       n_words: torch.Tensor, num_beams: int, max_length: int) -> list[list[int]]:
     """Beam search (greedy when `num_beams` is 1) over index sequences the grammar allows.
 
-    `step(rows, last)` gives log-probabilities (N, V) for N live hypotheses, `rows` being their
-    example and `last` their last index (None at the start); `reorder(parents)` keeps the
-    decoder cache of the hypotheses that go on. A hypothesis is only extended with indices after
-    which it can still end within `max_length`, so every result ends with the end label and
-    parses into whole units. Scores are length-normalised log-probabilities; an example stops
-    once it has `num_beams` finished hypotheses."""
-    alive = [(b, [], 0.0, State()) for b in range(len(n_words))]  # example, indices, score, state
-    finished: list[list[tuple[float, list[int]]]] = [[] for _ in n_words]
+    `step(last)` gives log-probabilities (N, V) for the N live hypotheses, `last` being their
+    last index (None at the start, one hypothesis per example); `reorder(parents)` makes row i
+    of whatever the step keeps per hypothesis (the decoder cache, the encoder states) what row
+    `parents[i]` was, and is only called when the hypotheses change. A hypothesis is only
+    extended with indices after which it can still end within `max_length`, so every result
+    ends with the end label and parses into whole units. Scores are length-normalised
+    log-probabilities; an example stops once it has `num_beams` finished hypotheses.
+
+    The live hypotheses are rows grouped by example, and a step is a few tensor operations over
+    all of them: only finished hypotheses are read out in Python."""
+    grammar_tensors = grammar.tensors(n_words.device)
+    examples, n_special = len(n_words), len(grammar.specials)
+    example = torch.arange(examples, device=n_words.device)  # of each hypothesis
+    slot = torch.zeros_like(example)  # its rank among its example's hypotheses
+    states, scores = grammar_tensors.start(examples), torch.zeros(examples, device=n_words.device)
+    prefixes = example.new_zeros(examples, 0)
+    counts = torch.zeros_like(example)  # finished hypotheses per example
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(examples)]
     last = None
     for t in range(max_length):
-        budget = max_length - t
-        logp = step(torch.tensor([h[0] for h in alive]), last).float()
-        allowed = torch.zeros_like(logp, dtype=torch.bool)
-        for i, (b, _, _, state) in enumerate(alive):
-            labels, words = grammar.allowed(state, n_words[b], budget)
-            allowed[i, labels] = True
-            allowed[i, len(grammar.specials) + words.start:len(grammar.specials) + words.stop] = True
-        total = (logp.masked_fill(~allowed, float("-inf")) + torch.tensor([h[2] for h in alive])[:, None])
+        logp = step(last).float()
+        allowed = grammar_tensors.allowed(states, n_words[example], max_length - t, logp.shape[1] - n_special)
+        total = logp.masked_fill(~allowed, float("-inf")) + scores[:, None]
         values, picks = total.topk(min(2 * num_beams, total.shape[1]), dim=1)
-        candidates: dict[int, list[tuple[float, int, int]]] = {}
-        for i, (b, *_) in enumerate(alive):
-            candidates.setdefault(b, []).extend(
-                (v, i, p) for v, p in zip(values[i].tolist(), picks[i].tolist()) if v > float("-inf"))
-        next_alive, parents = [], []
-        for b, options in candidates.items():
-            kept = 0
-            for score, parent, index in sorted(options, reverse=True):
-                if len(finished[b]) >= num_beams or kept == num_beams:
-                    break
-                _, prefix, _, state = alive[parent]
-                if index == grammar.end:
-                    finished[b].append((score / (len(prefix) + 1), prefix + [index]))
-                    continue
-                next_alive.append((b, prefix + [index], score, grammar.advance(state, index)))
-                parents.append(parent)
-                kept += 1
-        going = [(h, p) for h, p in zip(next_alive, parents) if len(finished[h[0]]) < num_beams]
-        if not going:
+        ranked, parent, index = _ranked(values, picks, example * num_beams + slot, examples, num_beams)
+        ending, going, rank, counts = _taken(ranked, index == grammar.end, counts, num_beams)
+        for b, j in ending.nonzero().tolist():
+            finished[b].append((ranked[b, j].item() / (t + 1), prefixes[parent[b, j]].tolist() + [grammar.end]))
+        if not going.any():
             break
-        reorder(torch.tensor([p for _, p in going]))
-        alive = [h for h, _ in going]
-        last = torch.tensor([h[1][-1] for h in alive])
+        parents, example, slot = parent[going], going.nonzero()[:, 0], rank[going]
+        scores, last = ranked[going], index[going]
+        if len(parents) != len(states) or not torch.equal(parents, torch.arange(len(states), device=parents.device)):
+            reorder(parents)
+        states = grammar_tensors.advance(states[parents], last)
+        prefixes = torch.cat([prefixes[parents], last[:, None]], 1)
     return [max(done)[1] if done else [] for done in finished]
+
+
+def _ranked(values: torch.Tensor, picks: torch.Tensor, rows: torch.Tensor, examples: int,
+            num_beams: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each example's candidates (examples, num_beams * k) in the order the search takes them:
+    by score, ties by hypothesis then index, the later first; their score (-inf: none), parent
+    hypothesis and index. `rows`: each hypothesis's row of an (examples * num_beams) grid."""
+    k, width = values.shape[1], picks.max() + 1
+
+    def grid(per_hypothesis: torch.Tensor, empty: float) -> torch.Tensor:
+        return (per_hypothesis.new_full((examples * num_beams, k), empty)
+                .index_copy_(0, rows, per_hypothesis).view(examples, -1))
+
+    hypothesis = torch.arange(len(values), device=values.device)[:, None]
+    by_tie = grid(hypothesis * width + picks, -1).sort(dim=1, descending=True)
+    ranked, by_score = grid(values, float("-inf")).gather(1, by_tie.indices).sort(dim=1, descending=True, stable=True)
+    candidates = by_tie.values.gather(1, by_score)
+    return ranked, candidates // width, candidates % width
+
+
+def _taken(ranked: torch.Tensor, is_end: torch.Tensor, counts: torch.Tensor,
+           num_beams: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the search does with each example's ranked candidates, taken in order until the
+    example has `num_beams` finished hypotheses or `num_beams` going on: those that end a
+    hypothesis, those that go on (none when the example is then finished) and the rank of each
+    among those going on; and the finished hypotheses per example after the step."""
+    valid = ranked > float("-inf")
+    ends, goes = valid & is_end, valid & ~is_end
+    ends_before, goes_before = ends.cumsum(1) - ends.long(), goes.cumsum(1) - goes.long()
+    taken = (counts[:, None] + ends_before < num_beams) & (goes_before < num_beams)
+    ending = ends & taken
+    counts = counts + ending.sum(1)
+    return ending, goes & taken & (counts < num_beams)[:, None], goes_before, counts

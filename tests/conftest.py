@@ -19,6 +19,16 @@ def shared_datasets() -> Path:
     return SHARED_DATASETS
 
 
+@pytest.fixture(autouse=True)
+def fresh_precision():
+    """accelerate keeps one mixed precision per process: a test's bf16 run would otherwise make a
+    later test's plain `Accelerator(cpu=True)` autocast too."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+
+
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory):
     """The run `make train TASK=gmner` makes: (its metrics, its folder). Its tests form the xdist

@@ -142,6 +142,7 @@ def test_the_bench_and_ablation_tables_are_written_to_pages_that_hold_their_mark
 
     assert run.DOC.parent == ablate.DOC.parent == REPO / "docs" and extraction.DOC == README
     assert {run.BENCH_START, run.BENCH_END} <= set(run.DOC.read_text(encoding="utf-8").splitlines())
+    assert run.README == README and {run.SUMMARY_START, run.SUMMARY_END} <= set(README.read_text(encoding="utf-8").splitlines())
     assert set(ablate.markers("gmner")) <= set(ablate.DOC.read_text(encoding="utf-8").splitlines())
     assert {extraction.START, extraction.END} <= set(README.read_text(encoding="utf-8").splitlines())
 

@@ -8,14 +8,13 @@ import random
 
 import pytest
 import torch
-from demo_sets import small_demos, task_config
+from demo_sets import small_demos, untrained_index_dataset, untrained_index_model
 
-from genie.data import Collator, GenieDataset
+from genie.data import Collator
 from genie.errors import GenieError
-from genie.index_grammar import REGION, State
+from genie.index_grammar import REGION
 from genie.modeling import GenieModel
 from genie.records import Entity, Record, Relation
-from genie.run_setup import build_model, load_task_data
 from genie.targets import make_targets
 from genie.tasks import TASKS, get_task
 from genie.tokenizer import train_t5_tokenizer
@@ -72,18 +71,29 @@ def test_parser_drops_pointers_past_the_tweet():
     assert parsed.entities == [] and parsed.unmatched == 1
 
 
+def allowed(grammar, prefix: list[int], n_words: int, budget: int) -> tuple[set[int], list[int]]:
+    """The labels and the words decoding may pick after `prefix` (a batch two words wider than
+    the tweet)."""
+    tensors = grammar.tensors(torch.device("cpu"))
+    states = tensors.start(1)
+    for index in prefix:
+        states = tensors.advance(states, torch.tensor([index]))
+    mask = tensors.allowed(states, torch.tensor([n_words]), budget, n_words + 2)[0]
+    n_special = len(grammar.specials)
+    return set(mask[:n_special].nonzero()[:, 0].tolist()), mask[n_special:].nonzero()[:, 0].tolist()
+
+
 def test_grammar_constrains_spans_fine_types_and_the_length_budget():
     grammar = FMNERG.index_format.grammar
-    state = grammar.advance(State(), grammar.pointer(4))
-    labels, words = grammar.allowed(state, n_words=6, budget=10)
-    assert list(words) == [5] and set(labels) == {grammar.index[REGION], grammar.index["<no region>"]}
-    assert grammar.allowed(state, n_words=5, budget=10)[1] == range(0)  # no word 5 in a 5-word tweet
+    span = [grammar.pointer(4)]
+    labels, words = allowed(grammar, span, n_words=6, budget=10)
+    assert words == [5] and labels == {grammar.index[REGION], grammar.index["<no region>"]}
+    assert allowed(grammar, span, n_words=5, budget=10)[1] == []  # no word 5 in a 5-word tweet
     # A pointer needs marker, coarse, fine and the end label after it: 5 indices in all.
-    assert list(grammar.allowed(State(), n_words=6, budget=5)[1]) == list(range(6))
-    assert grammar.allowed(State(), n_words=6, budget=4) == ([grammar.end], range(0))
-    for index in (grammar.index[REGION], grammar.index["type:person"]):
-        state = grammar.advance(state, index)
-    fine = {grammar.specials[i] for i in grammar.allowed(state, 6, 10)[0]}
+    assert allowed(grammar, [], n_words=6, budget=5)[1] == list(range(6))
+    assert allowed(grammar, [], n_words=6, budget=4) == ({grammar.end}, [])
+    fine = {grammar.specials[i] for i in allowed(grammar, span + [grammar.index[REGION], grammar.index["type:person"]],
+                                                 6, 10)[0]}
     assert fine == {f"fine:{f}" for f in ("politician", "musician", "actor", "artist", "athlete", "author",
                                           "businessman", "character", "coach", "director", "intellectual",
                                           "journalist", "person_other")}
@@ -91,11 +101,8 @@ def test_grammar_constrains_spans_fine_types_and_the_length_budget():
 
 def test_grammar_forbids_an_entity_in_relation_with_itself():
     grammar = JMERE.index_format.grammar
-    state = State()
-    for index in (grammar.pointer(0), grammar.index["type:per"], grammar.pointer(0)):
-        state = grammar.advance(state, index)
-    allowed = {grammar.specials[i] for i in grammar.allowed(state, 3, 10)[0]}
-    assert allowed == {"type:org", "type:loc", "type:misc"}
+    labels, _ = allowed(grammar, [grammar.pointer(0), grammar.index["type:per"], grammar.pointer(0)], 3, 10)
+    assert {grammar.specials[i] for i in labels} == {"type:org", "type:loc", "type:misc"}
 
 
 def test_unknown_or_unavailable_format_is_a_clear_error():
@@ -111,31 +118,11 @@ def demos(tmp_path_factory):
                        feature_dim=16)
 
 
-def untrained(demos, name: str, backbone: str, seed: int):
-    task, model, dataset = untrained_dataset(demos, name, backbone, seed)
-    batch = Collator(dataset.targets.tokenizer.pad_token_id)([dataset[i] for i in range(len(dataset))])
-    return task, model, batch, dataset.records
-
-
-def untrained_dataset(demos, name: str, backbone: str, seed: int):
-    torch.manual_seed(seed)
-    task = get_task(name)
-    cfg = task_config(name, ["target_format=index", f"model.name={backbone}", "model.d_model=32",
-                                                "model.heads=2", "model.d_ff=64", "features.dim=16",
-                                                "model.vocab_size=300", "model.dropout=0.0",
-                                                f"data.dir={demos / name}", f"features.dir={demos / name / 'features'}"])
-    part = load_task_data(cfg, task)
-    records = part.records["dev"]
-    tokenizer, model = build_model(cfg, [part])
-    targets = make_targets("index", task, tokenizer, cfg.model.max_source_length, cfg.model.max_target_length)
-    return task, model.eval(), GenieDataset(records, targets, part.features)
-
-
 @pytest.mark.parametrize("backbone", ["tiny-t5", "tiny-bart"])
 def test_index_predictions_do_not_depend_on_the_batch(demos, backbone):
     """In float64 (no rounding ties), each record's indices are the same whether its batch pads
     the text to its own length or to a longer neighbour's (BART: absolute positions)."""
-    task, model, dataset = untrained_dataset(demos, "gmner", backbone, 0)
+    task, model, dataset = untrained_index_dataset(demos, "gmner", backbone, 0)
     model = model.double()
     collate = Collator(dataset.targets.tokenizer.pad_token_id)
     grammar = task.index_format.grammar
@@ -157,7 +144,7 @@ def test_index_predictions_do_not_depend_on_the_batch(demos, backbone):
 @pytest.mark.parametrize("backbone", ["tiny-t5", "tiny-bart"])
 def test_pointer_decoding_of_random_models_is_always_well_formed(demos, name, backbone):
     for seed in range(2):
-        task, model, batch, records = untrained(demos, name, backbone, seed)
+        task, model, batch, records = untrained_index_model(demos, name, backbone, seed)
         grammar = task.index_format.grammar
         n_words = batch["word_mask"].sum(1).tolist()
         for beams, budget in ((1, 64), (3, 64), (1, 9), (4, 9)):
@@ -170,7 +157,7 @@ def test_pointer_decoding_of_random_models_is_always_well_formed(demos, name, ba
 
 def test_beam_search_scores_at_least_as_high_as_greedy(demos):
     """Under the model, beam search's choice is never less likely than greedy's (length-normalised)."""
-    task, model, batch, _ = untrained(demos, "gmner", "tiny-t5", 0)
+    task, model, batch, _ = untrained_index_model(demos, "gmner", "tiny-t5", 0)
     grammar = task.index_format.grammar
     greedy = model.generate_indices(batch, grammar, 1, 30)
     beam = model.generate_indices(batch, grammar, 4, 30)
@@ -199,21 +186,20 @@ def _mean_logprob(model, batch, sequences) -> torch.Tensor:
 
 def test_cached_greedy_decoding_matches_teacher_forced_argmax(demos):
     """The KV-cached search, re-read without a cache, picks the allowed argmax at every step."""
-    task, model, batch, _ = untrained(demos, "fmnerg", "tiny-t5", 1)
+    task, model, batch, _ = untrained_index_model(demos, "fmnerg", "tiny-t5", 1)
     grammar = task.index_format.grammar
     sequences = model.generate_indices(batch, grammar, 1, 40)
     _, logits = teacher_forced(model, batch, sequences)
     for i, sequence in enumerate(sequences):
-        state, words = State(), int(batch["word_mask"][i].sum())
+        words = int(batch["word_mask"][i].sum())
         for t, index in enumerate(sequence):
-            labels_ok, words_ok = grammar.allowed(state, words, 40 - t)
-            options = labels_ok + [grammar.pointer(w) for w in words_ok]
+            labels_ok, words_ok = allowed(grammar, sequence[:t], words, 40 - t)
+            options = sorted(labels_ok) + [grammar.pointer(w) for w in words_ok]
             assert index == max(options, key=lambda o: logits[i, t, o].item())
-            state = grammar.advance(state, index)
 
 
 def test_grounding_pools_the_state_deciding_the_marker_and_the_one_fed_it(demos):
-    task, model, batch, records = untrained(demos, "gmner", "tiny-t5", 0)
+    task, model, batch, records = untrained_index_model(demos, "gmner", "tiny-t5", 0)
     region = task.index_format.grammar.index[REGION]
     slots = 0
     for s, example in enumerate(batch["slot_example"].tolist()):
@@ -238,7 +224,7 @@ def test_words_past_the_source_length_cannot_be_targets():
 
 
 def test_pointer_head_is_saved_and_reloaded(demos, tmp_path):
-    task, model, batch, _ = untrained(demos, "jmere", "tiny-t5", 2)
+    task, model, batch, _ = untrained_index_model(demos, "jmere", "tiny-t5", 2)
     with torch.no_grad():  # as training would: nothing may be re-derived from the weights on load
         model.backbone.get_input_embeddings().weight.mul_(3.0)
     model.save_pretrained(tmp_path / "m")

@@ -1,7 +1,8 @@
 """`make train TASK=<task>` learns for every task beside GMNER (tests/test_train_gmner.py), and
 so does the index target format for every task that has one, with length-grouped batches: on
 the task's own demo, the run reaches >= 85 on its headline metric on the demo test split, and
-`genie decode` + `genie evaluate` reproduce the run's score from its best checkpoint."""
+`genie decode` + `genie evaluate` reproduce the run's score from its best checkpoint. One of
+them (MRE, text) trains and decodes in bf16."""
 
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ SCHEDULES = {("gmner", "index"): ["train.epochs=10", "train.batch_size=16", "tra
 # These runs use length-grouped batches (faster, docs/training.md), so learning must survive them too;
 # GMNER's default run (tests/test_train_gmner.py) trains with the default random batches.
 GROUPED = "data.group_by_length=true"
-RUNS = [(name, fmt, [GROUPED, f"target_format={fmt}", *SCHEDULES.get((name, fmt), [])])
+# One run trains in bf16 (autocast on the CPU): it must learn as well, and `genie decode` of its
+# checkpoint, which decodes in bf16 too, must reproduce its score.
+BF16 = {("mre", "text"): ["train.mixed_precision=bf16"]}
+RUNS = [(name, fmt, [GROUPED, f"target_format={fmt}", *SCHEDULES.get((name, fmt), []), *BF16.get((name, fmt), [])])
         for fmt in ("text", "index") for name, task in TASKS.items()
         if (fmt == "text" or task.index_format) and (name, fmt) not in ELSEWHERE]
 

@@ -1,0 +1,28 @@
+"""The run's Accelerator at the precision its config asks for.
+
+Two things accelerate does not do for us: it drops `fp16` silently on a CPU (there is no CPU fp16
+autocast), so a run would train in fp32 under a config that says fp16; and it keeps one mixed
+precision per process, so a second run or checkpoint of another precision in the same process
+(a notebook, the Python API) would stop with a ValueError."""
+
+from __future__ import annotations
+
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import DistributedType
+
+from genie.errors import GenieError
+
+
+def make_accelerator(mixed_precision: str, **kwargs) -> Accelerator:
+    """An Accelerator with `mixed_precision` ("no", "bf16" or "fp16", GPU only) and `kwargs`."""
+    state = AcceleratorState()._shared_state if AcceleratorState._shared_state else {}
+    if state and state.get("_mixed_precision") != mixed_precision and (
+            state.get("distributed_type") != DistributedType.DEEPSPEED):
+        # Only the precision part is forgotten: the process group (PartialState) stays.
+        AcceleratorState._reset_state(reset_partial_state=False)
+    accelerator = Accelerator(mixed_precision=mixed_precision, **kwargs)
+    if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
+        raise GenieError("train.mixed_precision=fp16 needs a GPU (this run is on the CPU); "
+                         "use bf16 on a CPU, or no")
+    return accelerator
