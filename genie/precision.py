@@ -16,7 +16,7 @@ from genie.errors import GenieError
 
 def make_accelerator(mixed_precision: str, **kwargs) -> Accelerator:
     """An Accelerator with `mixed_precision` ("no", "bf16" or "fp16", GPU only) and `kwargs`."""
-    state = AcceleratorState()._shared_state if AcceleratorState._shared_state else {}
+    state = AcceleratorState._shared_state  # empty until the process's first Accelerator
     if state and state.get("_mixed_precision") != mixed_precision and (
             state.get("distributed_type") != DistributedType.DEEPSPEED):
         # Only the precision part is forgotten: the process group (PartialState) stays.
