@@ -22,7 +22,7 @@ CONFIG := $(if $(wildcard configs/$(TASK).yaml),--config configs/$(TASK).yaml,ta
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet torch==2.13.0
-	$(VENV)/bin/pip install --quiet -e ".[dev,extract]"
+	$(VENV)/bin/pip install --quiet -e ".[dev,extract,deepspeed]"
 
 # One process per core, one torch thread each: tiny models gain little from a second thread,
 # so two single-thread workers do nearly twice the work of one process on two cores.
@@ -42,7 +42,7 @@ bench:
 	$(PY) -m bench.run
 
 # Seconds per image of `genie features extract` for every detector family, tiny and real-size
-# (random weights), about 20 CPU minutes: bench/extraction.json and the table in README.md.
+# (random weights), about 20 CPU minutes: bench/extraction.json and the table in docs/raw-posts-and-images.md.
 bench-extract:
 	$(PY) -m bench.extraction
 

@@ -5,7 +5,7 @@ Detectors are randomly initialised from their configs (`genie features random-de
 speed of a forward pass does not depend on the weights, and no Hub is reachable here. Each row
 runs the whole extraction path (open the JPEG, detect, select, write the `.npz`) over the same
 640 x 480 photos, one at a time and in batches of 8, after one warm-up batch. Writes
-`bench/extraction.json` and the table between the markers in README."""
+`bench/extraction.json` and the table between the markers in docs/raw-posts-and-images.md."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from genie.random_detectors import FAMILIES, save_random_detector
 from genie.region_extraction import extract_regions, folder_jobs
 
 REPO = Path(__file__).resolve().parents[1]
-DOC = REPO / "README.md"
+DOC = REPO / "docs" / "raw-posts-and-images.md"
 START, END = "<!-- extraction:start -->", "<!-- extraction:end -->"
 OPTIONS = {"grounding_dino": {"prompt": "person. object."}}
 HUB_NAMES = {  # the published checkpoint each base row has the architecture of

@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("DeepSpeed").addFilter(_OnStderr())  # before anything imports DeepSpeed
     try:
         return COMMANDS[args.command](args)
     except GenieError as exc:
@@ -51,6 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genie: interrupted", file=sys.stderr)
         return 130
+
+
+class _OnStderr(logging.Filter):
+    """DeepSpeed logs to stdout, where genie commands print their JSON results: its records are
+    written to stderr instead (a GPU-less machine gets a warning from it in every command)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        print(f"{record.levelname} DeepSpeed: {record.getMessage()}", file=sys.stderr)
+        return False
 
 
 def _add_convert(commands) -> None:
@@ -224,6 +234,7 @@ def _convert(args) -> int:
 
 def _train(args) -> int:
     from genie.config import load_config
+    from genie.distributed import exit_together
     from genie.run_folder import Interrupted
     from genie.train import train
 
@@ -242,6 +253,7 @@ def _train(args) -> int:
             print(f"genie: {stop}; resume with: {again}", file=sys.stderr)
         return 130
     print(json.dumps(metrics, indent=2))
+    exit_together()
     return 0
 
 

@@ -152,6 +152,7 @@ class TrainConfig:
     weight_decay: float = bounded(0.01, 0.0)
     warmup_ratio: float = bounded(0.05, 0.0, 1.0)
     grounding_weight: float = bounded(1.0, 0.0)
+    max_grad_norm: float = bounded(1.0, 0.0)  # gradients clipped to this global norm (0: not clipped)
     mixed_precision: str = choice("no", "fp16", "bf16")
     seed: int = 42
     eval_every_epochs: int = bounded(4, 1)

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from genie.batching import SortedBatches
 from genie.config import DecodeConfig
 from genie.data import Collator, GenieDataset
+from genie.distributed import Lockstep, lockstep_for
 from genie.records import Record
 
 
@@ -31,6 +32,7 @@ def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: Data
     `on_batch` gets each batch's gathered (index, record, counts) rows as they finish."""
     model.eval()
     core = accelerator.unwrap_model(model)
+    lockstep = lockstep_for(accelerator)
     collate = Collator(dataset.targets.tokenizer.pad_token_id)
     rows: list[tuple[int, Record, dict]] = []
     for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
@@ -40,8 +42,8 @@ def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: Data
         with accelerator.autocast():
             with torch.inference_mode():
                 encoded = core.encode(batch)  # once: generation and the grounding re-read share it
-            outputs, generated = dataset.targets.generate(core, batch, sources, cfg, encoded)
-            local = _records(core, dataset, collate, batch, sources, outputs, generated, encoded)
+            outputs, generated = dataset.targets.generate(core, batch, sources, cfg, encoded, lockstep)
+            local = _records(core, dataset, collate, batch, sources, outputs, generated, encoded, lockstep)
         # Per batch, as accelerate requires: it drops the last batch's padding duplicates.
         gathered = accelerator.gather_for_metrics(local, use_gather_object=True)
         rows.extend(gathered)
@@ -54,10 +56,10 @@ def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: Data
 
 
 def _records(model, dataset: GenieDataset, collate: Collator, batch: dict, sources: list[Record], outputs: list,
-             generated: list[dict], encoded) -> list[tuple[int, Record, dict]]:
+             generated: list[dict], encoded, lockstep: Lockstep | None) -> list[tuple[int, Record, dict]]:
     """(dataset index, predicted record, parser and generation counts) for each example of the batch."""
     parsed = [dataset.targets.parse(output, source) for output, source in zip(outputs, sources)]
-    boxes = _ground(model, dataset, collate, batch, outputs, parsed, encoded)
+    boxes = _ground(model, dataset, collate, batch, outputs, parsed, encoded, lockstep)
     out = []
     for row, (index, source, p, counts) in enumerate(zip(batch["index"].tolist(), sources, parsed, generated)):
         stats = {"malformed": p.malformed, "unmatched": p.unmatched, "ungrounded_slots": 0, **counts}
@@ -76,11 +78,12 @@ def _records(model, dataset: GenieDataset, collate: Collator, batch: dict, sourc
 
 
 def _ground(model, dataset: GenieDataset, collate: Collator, batch: dict, outputs: list,
-            parsed, encoded) -> dict[tuple[int, int], list[float]]:
+            parsed, encoded, lockstep: Lockstep | None) -> dict[tuple[int, int], list[float]]:
     """Re-read each generated sequence teacher-forced over the generation's encoder states and pick
     the argmax region per slot, among the image's real regions whose box has an area (a slot with
-    none gets no box)."""
-    if not dataset.targets.task.grounded or not any(p.slots for p in parsed):
+    none gets no box). Under a `lockstep` every batch of a grounded task is re-read, with or
+    without slots, so that every process runs the re-read."""
+    if not dataset.targets.task.grounded or not (lockstep or any(p.slots for p in parsed)):
         return {}
     items, keys = [], []
     for row, (output, p) in enumerate(zip(outputs, parsed)):

@@ -31,6 +31,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from genie.config import ModelConfig, RegularizersConfig
 from genie.config import PeftConfig as PeftSettings
+from genie.distributed import Lockstep, gathered
 from genie.errors import GenieError
 from genie.index_grammar import Grammar
 from genie.pointer import PointerHead, constrained_search
@@ -111,7 +112,9 @@ class GenieModel(nn.Module):
         self.grounding = GroundingHead(d_model)
         self.pointer = None
         if pointer_labels:
-            init_std = float(backbone.get_input_embeddings().weight.detach().std())
+            embeddings = backbone.get_input_embeddings().weight
+            with gathered(embeddings):  # a pretrained backbone loaded under ZeRO-3 holds a slice of it
+                init_std = float(embeddings.detach().std())
             self.pointer = PointerHead(d_model, pointer_labels, init_std)
         self.regularizers = Regularizers(d_model, regularizers) if regularizers and regularizers.enabled else None
 
@@ -173,17 +176,21 @@ class GenieModel(nn.Module):
         states = encoder_states.gather(1, starts[..., None].expand(-1, -1, encoder_states.shape[-1]))
         return self.pointer.positions((embeds + states) / 2)
 
-    def forward(self, batch: dict, grounding_weight: float = 1.0) -> dict:
+    def forward(self, batch: dict, grounding_weight: float = 1.0, every_weight_in_loss: bool = False) -> dict:
+        """The loss terms. The grounding head runs on every batch, also one without grounding slots,
+        since under ZeRO-3 every process must run the same layers. `every_weight_in_loss`: its empty
+        term is then part of the loss too, so that each process has a gradient (of zeros) for the
+        head, as DeepSpeed needs; elsewhere it stays out, and the head is not stepped."""
         encoder_states, mask, region_states, terms = self.encode(batch)
         decoder_states, lm_loss = self.decode(batch, encoder_states, mask)
         losses = {"lm_loss": lm_loss}
-        if batch["slot_example"].numel():
-            logits = self.ground(decoder_states, region_states, batch)
+        logits = self.ground(decoder_states, region_states, batch)
+        if len(logits):
             # KL(target || softmax(scores)); masked regions have target 0 and finite logits.
             losses["grounding_loss"] = F.kl_div(F.log_softmax(logits.float(), -1), batch["slot_target"],
                                                 reduction="batchmean")
         else:
-            losses["grounding_loss"] = lm_loss.new_zeros(())
+            losses["grounding_loss"] = logits.float().sum() if every_weight_in_loss else lm_loss.new_zeros(())
         losses["loss"] = losses["lm_loss"] + grounding_weight * losses["grounding_loss"]
         if terms:
             losses.update(terms)
@@ -192,12 +199,13 @@ class GenieModel(nn.Module):
 
     @torch.inference_mode()
     def generate(self, batch: dict, num_beams: int, max_new_tokens: int,
-                 processors: Sequence[LogitsProcessor] = (), encoded: Encoded | None = None) -> torch.Tensor:
+                 processors: Sequence[LogitsProcessor] = (), encoded: Encoded | None = None,
+                 lockstep: Lockstep | None = None) -> torch.Tensor:
         """Greedy or beam search by genie's settings alone. `generate` fills every setting it is not
         given from the backbone's own generation config, so that config is set aside for the call
         (its special token ids kept): a checkpoint's no_repeat_ngram_size, forced end token or
         length penalty cannot change what genie decodes. `encoded`: the batch's `encode`, when the
-        caller keeps it for grounding."""
+        caller keeps it for grounding. `lockstep`: generation's own (`synced_gpus`) for ZeRO-3."""
         encoder_states, mask, _, _ = encoded or self.encode(batch)
         model = self.backbone.get_base_model() if isinstance(self.backbone, PeftModel) else self.backbone
         own = model.generation_config
@@ -208,16 +216,18 @@ class GenieModel(nn.Module):
             return self.backbone.generate(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states),
                                           attention_mask=mask, generation_config=GenerationConfig(
                                               num_beams=num_beams, do_sample=False, max_new_tokens=max_new_tokens),
-                                          logits_processor=LogitsProcessorList(processors))
+                                          logits_processor=LogitsProcessorList(processors),
+                                          synced_gpus=lockstep is not None)
         finally:
             model.generation_config = own
 
     @torch.inference_mode()
     def generate_indices(self, batch: dict, grammar: Grammar, num_beams: int, max_new_tokens: int,
-                         encoded: Encoded | None = None) -> list[list[int]]:
+                         encoded: Encoded | None = None, lockstep: Lockstep | None = None) -> list[list[int]]:
         """Grammar-constrained index sequences, decoded step by step with the decoder's KV cache.
         What a step reads per hypothesis (encoder states and mask, word vectors and mask) is
-        kept beside the cache, and reordered with it when the hypotheses change."""
+        kept beside the cache, and reordered with it when the hypotheses change. `lockstep`: for
+        ZeRO-3 (`constrained_search`)."""
         encoder_states, mask, _, _ = encoded or self.encode(batch)
         per_hypothesis = [encoder_states, mask, self.words(batch, encoder_states), batch["word_mask"]]
         decoder, cache = self.backbone.get_decoder(), None
@@ -236,7 +246,8 @@ class GenieModel(nn.Module):
             cache.reorder_cache(parents)
             per_hypothesis[:] = [kept.index_select(0, parents) for kept in per_hypothesis]
 
-        return constrained_search(step, reorder, grammar, batch["word_mask"].sum(1), num_beams, max_new_tokens)
+        return constrained_search(step, reorder, grammar, batch["word_mask"].sum(1), num_beams, max_new_tokens,
+                                  lockstep)
 
     @torch.inference_mode()
     def region_logits(self, batch: dict, encoded: Encoded | None = None) -> torch.Tensor:

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from genie.distributed import Lockstep
 from genie.index_grammar import Grammar
 
 
@@ -39,8 +40,11 @@ class PointerHead(nn.Module):
         table[:, 0::2], table[:, 1::2] = torch.sin(index * rates), torch.cos(index * rates)[:, :d // 2]
         return words + self.scale * table.to(words.dtype)
 
+    # The label embeddings are read through `self.labels(...)` only, never `.weight`: under ZeRO-3
+    # a weight is whole only inside its module's forward call.
+
     def start(self, rows: int) -> torch.Tensor:
-        return self.labels.weight[self.num_labels].expand(rows, 1, -1)
+        return self.labels(torch.full((rows, 1), self.num_labels, device=self.scale.device))
 
     def inputs(self, indices: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
         """Decoder inputs (B, T, d) for indices (B, T); `words` (B, W, d)."""
@@ -52,7 +56,7 @@ class PointerHead(nn.Module):
 
     def logits(self, states: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
         """(B, T, labels + W) scores; words past each tweet's end are -inf (never chosen)."""
-        labels = states @ self.labels.weight[:self.num_labels].T
+        labels = states @ self.labels(torch.arange(self.num_labels, device=states.device)).T
         pointers = torch.einsum("btd,bwd->btw", states, words).masked_fill(~word_mask[:, None, :], float("-inf"))
         return torch.cat([labels, pointers], -1) / states.shape[-1] ** 0.5
 
@@ -61,7 +65,8 @@ Step = Callable[[torch.Tensor | None], torch.Tensor]
 
 
 def constrained_search(step: Step, reorder: Callable[[torch.Tensor], None], grammar: Grammar,
-                       n_words: torch.Tensor, num_beams: int, max_length: int) -> list[list[int]]:
+                       n_words: torch.Tensor, num_beams: int, max_length: int,
+                       lockstep: Lockstep | None = None) -> list[list[int]]:
     """Beam search (greedy when `num_beams` is 1) over index sequences the grammar allows.
 
     `step(last)` gives log-probabilities (N, V) for the N live hypotheses, `last` being their
@@ -73,7 +78,11 @@ def constrained_search(step: Step, reorder: Callable[[torch.Tensor], None], gram
     log-probabilities; an example stops once it has `num_beams` finished hypotheses.
 
     The live hypotheses are rows grouped by example, and a step is a few tensor operations over
-    all of them: only finished hypotheses are read out in Python."""
+    all of them: only finished hypotheses are read out in Python.
+
+    With a `lockstep` (processes sharing ZeRO-3 weights), a process whose search is over goes on
+    stepping one finished hypothesis, its scores dropped, until every process's search is over:
+    the same layers run on every process (a cached step skips what a first one computes)."""
     grammar_tensors = grammar.tensors(n_words.device)
     examples, n_special = len(n_words), len(grammar.specials)
     example = torch.arange(examples, device=n_words.device)  # of each hypothesis
@@ -82,24 +91,33 @@ def constrained_search(step: Step, reorder: Callable[[torch.Tensor], None], gram
     prefixes = example.new_zeros(examples, 0)
     counts = torch.zeros_like(example)  # finished hypotheses per example
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(examples)]
-    last = None
+    last, searching = None, True
     for t in range(max_length):
-        logp = step(last).float()
-        allowed = grammar_tensors.allowed(states, n_words[example], max_length - t, logp.shape[1] - n_special)
-        total = logp.masked_fill(~allowed, float("-inf")) + scores[:, None]
-        values, picks = total.topk(min(2 * num_beams, total.shape[1]), dim=1)
-        ranked, parent, index = _ranked(values, picks, example * num_beams + slot, examples, num_beams)
-        ending, going, rank, counts = _taken(ranked, index == grammar.end, counts, num_beams)
-        for b, j in ending.nonzero().tolist():
-            finished[b].append((ranked[b, j].item() / (t + 1), prefixes[parent[b, j]].tolist() + [grammar.end]))
-        if not going.any():
+        if not searching:
+            step(last)
+        else:
+            logp = step(last).float()
+            allowed = grammar_tensors.allowed(states, n_words[example], max_length - t, logp.shape[1] - n_special)
+            total = logp.masked_fill(~allowed, float("-inf")) + scores[:, None]
+            values, picks = total.topk(min(2 * num_beams, total.shape[1]), dim=1)
+            ranked, parent, index = _ranked(values, picks, example * num_beams + slot, examples, num_beams)
+            ending, going, rank, counts = _taken(ranked, index == grammar.end, counts, num_beams)
+            for b, j in ending.nonzero().tolist():
+                finished[b].append((ranked[b, j].item() / (t + 1), prefixes[parent[b, j]].tolist() + [grammar.end]))
+            searching = bool(going.any())
+        if not (lockstep.anyone(searching) if lockstep else searching):
             break
-        parents, example, slot = parent[going], going.nonzero()[:, 0], rank[going]
-        scores, last = ranked[going], index[going]
-        if len(parents) != len(states) or not torch.equal(parents, torch.arange(len(states), device=parents.device)):
-            reorder(parents)
-        states = grammar_tensors.advance(states[parents], last)
-        prefixes = torch.cat([prefixes[parents], last[:, None]], 1)
+        if not searching:  # one row of the cache stepped on (an end index fed to it), its scores dropped
+            last = torch.full((1,), grammar.end, device=n_words.device)
+            reorder(last.new_zeros(1))
+        else:
+            parents, example, slot = parent[going], going.nonzero()[:, 0], rank[going]
+            scores, last = ranked[going], index[going]
+            if len(parents) != len(states) or not torch.equal(parents,
+                                                              torch.arange(len(states), device=parents.device)):
+                reorder(parents)
+            states = grammar_tensors.advance(states[parents], last)
+            prefixes = torch.cat([prefixes[parents], last[:, None]], 1)
     return [max(done)[1] if done else [] for done in finished]
 
 

@@ -3,7 +3,8 @@
 Two things accelerate does not do for us: it drops `fp16` silently on a CPU (there is no CPU fp16
 autocast), so a run would train in fp32 under a config that says fp16; and it keeps one mixed
 precision per process, so a second run or checkpoint of another precision in the same process
-(a notebook, the Python API) would stop with a ValueError."""
+(a notebook, the Python API) would stop with a ValueError. A launched process on CPUs also joins
+its process group here (`genie.distributed`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedType
 
+from genie.distributed import check_world, process_group_handlers
 from genie.errors import GenieError
 
 
@@ -21,7 +23,9 @@ def make_accelerator(mixed_precision: str, **kwargs) -> Accelerator:
             state.get("distributed_type") != DistributedType.DEEPSPEED):
         # Only the precision part is forgotten: the process group (PartialState) stays.
         AcceleratorState._reset_state(reset_partial_state=False)
-    accelerator = Accelerator(mixed_precision=mixed_precision, **kwargs)
+    handlers = [*kwargs.pop("kwargs_handlers", []), *process_group_handlers()]
+    accelerator = Accelerator(mixed_precision=mixed_precision, kwargs_handlers=handlers, **kwargs)
+    check_world(accelerator)
     if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
         raise GenieError("train.mixed_precision=fp16 needs a GPU (this run is on the CPU); "
                          "use bf16 on a CPU, or no")

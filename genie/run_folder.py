@@ -130,7 +130,7 @@ class RunFolder:
         if not path.is_file():
             return None
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            return _with_added_keys(json.loads(path.read_text(encoding="utf-8")))
         except ValueError:
             raise GenieError(f"{FINGERPRINT} is not valid JSON; move the folder away or set "
                              "train.output_dir=...", self.path) from None
@@ -155,6 +155,13 @@ class RunFolder:
                 shutil.rmtree(source)
             else:
                 source.unlink()
+
+
+def _with_added_keys(saved: dict) -> dict:
+    """A fingerprint written before some config keys existed, with those keys at their defaults:
+    what the run did before the key was added (`train.max_grad_norm`: clipping at 1.0)."""
+    defaults = {key: value for key, value in _flatten(GenieConfig().to_dict()).items() if key not in UNSHAPING}
+    return {**saved, "config": {**defaults, **saved.get("config", {})}}
 
 
 def differences(saved: dict, wanted: dict, limit: int = 3) -> str:

@@ -80,7 +80,7 @@ class TextTargets(Targets):
         return TokenText(self.tokenizer)
 
     def generate(self, model, batch: dict, records: list[Record], cfg: DecodeConfig,
-                 encoded=None) -> tuple[list[str], list[dict]]:
+                 encoded=None, lockstep=None) -> tuple[list[str], list[dict]]:
         """Generated texts, and per record what constrained decoding counted: the tweet's words it
         could not write, and rows it left with no allowed token (never, unless genie has a bug)."""
         constraint = None
@@ -88,7 +88,7 @@ class TextTargets(Targets):
             grammars = [self.task.text_grammar(record, self.token_text) for record in records]
             constraint = TextConstraint(self.token_text, grammars, cfg.num_beams, cfg.max_new_tokens)
         sequences = model.generate(batch, cfg.num_beams, cfg.max_new_tokens, [constraint] if constraint else [],
-                                   encoded=encoded)
+                                   encoded=encoded, lockstep=lockstep)
         # No clean-up of spaces: it would turn a tweet's "Pak ." into "Pak.".
         texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         if constraint is None:
@@ -144,8 +144,9 @@ class IndexTargets(Targets):
         return enc["input_ids"], starts
 
     def generate(self, model, batch: dict, records: list[Record], cfg: DecodeConfig,
-                 encoded=None) -> tuple[list[list[int]], list[dict]]:
-        sequences = model.generate_indices(batch, self.grammar, cfg.num_beams, cfg.max_new_tokens, encoded=encoded)
+                 encoded=None, lockstep=None) -> tuple[list[list[int]], list[dict]]:
+        sequences = model.generate_indices(batch, self.grammar, cfg.num_beams, cfg.max_new_tokens, encoded=encoded,
+                                           lockstep=lockstep)
         return sequences, [{} for _ in records]
 
     def parse(self, output: list[int], record: Record) -> Parsed:

@@ -33,8 +33,10 @@ from genie.batching import EpochShuffle, LengthGroupedBatches
 from genie.config import GenieConfig
 from genie.data import Collator, GenieDataset
 from genie.decode import decode_loader, predict
+from genie.distributed import full_size, load_weights
 from genie.errors import GenieError
 from genie.io import atomic_folder, atomic_write, install, staging
+from genie.metrics_log import MetricsLog
 from genie.modeling import GenieModel
 from genie.precision import make_accelerator
 from genie.records import write_records
@@ -117,6 +119,9 @@ class Trainer:
         self.folder = RunFolder(self.out)
         self.state = LoopState()
         self.dropped = False  # a NaN or inf in this optimizer step's batches: nothing of it is applied
+        self.log = MetricsLog(self.out, self.accelerator.is_main_process)
+        self.step_losses: dict[str, list[torch.Tensor]] = {}  # this optimizer step's batches so far
+        self.step_lr = 0.0
 
     def run(self) -> dict:
         _on_main(self.accelerator, self.folder.lock)
@@ -193,7 +198,8 @@ class Trainer:
         return min(steps, train.max_steps) if train.max_steps else steps
 
     def _scheduler(self, optimizer: torch.optim.Optimizer):
-        # accelerate steps a prepared scheduler num_processes times per optimizer step (split_batches=False).
+        # accelerate steps a prepared scheduler num_processes times per optimizer step (split_batches=False),
+        # also under DeepSpeed, which is handed only schedulers of its own kinds.
         processes = self.accelerator.num_processes
         return get_scheduler("linear", optimizer,
                              num_warmup_steps=int(self.cfg.train.warmup_ratio * self.total_steps) * processes,
@@ -201,6 +207,8 @@ class Trainer:
 
     def _prepare(self, model, optimizer, loader, scheduler) -> None:
         eval_loaders = [part.loaders[split] for part in self.parts for split in ("dev", "test")]
+        if self.accelerator.state.deepspeed_plugin:
+            fill_deepspeed_config(self.accelerator.state.deepspeed_plugin, self.cfg)
         self.model, self.optimizer, self.train_loader, self.scheduler, *eval_loaders = self.accelerator.prepare(
             model, optimizer, loader, scheduler, *eval_loaders)
         for part, dev, test in zip(self.parts, eval_loaders[::2], eval_loaders[1::2]):
@@ -216,9 +224,11 @@ class Trainer:
             strict = {"strict": self.cfg.peft.method == "none"} if accelerator.state.deepspeed_plugin is None else {}
             accelerator.load_state(str(resume_from), **strict)
             accelerator.print(f"resumed from {resume_from} at step {self.state.completed_steps}")
+            self.log.resume(self.state.completed_steps)
         elif accelerator.is_main_process:
             with atomic_folder(self.out / "tokenizer") as tmp:  # a resume must never read half a tokenizer
                 self.tokenizer.save_pretrained(tmp)
+            self.log.start()
         if accelerator.is_main_process:
             with atomic_write(self.out / "genie.yaml") as handle:
                 yaml.safe_dump(self.cfg.to_dict(), handle, sort_keys=False)
@@ -267,13 +277,16 @@ class Trainer:
         step, left out (with everything accumulated) when a loss or the gradient norm is not
         finite on any process."""
         accelerator, state = self.accelerator, self.state
+        if not self.step_losses:  # the step's first batch: the rate the step trains at
+            self.step_lr = self.scheduler.get_last_lr()[0]
         with accelerator.accumulate(self.model):
-            losses = self.model(batch, self.cfg.train.grounding_weight)
+            losses = self.model(batch, self.cfg.train.grounding_weight, accelerator.state.deepspeed_plugin is not None)
             finite = _all_finite(accelerator, losses["loss"])
             if finite:
                 accelerator.backward(losses["loss"])
             if finite and accelerator.sync_gradients:
-                finite = _all_finite(accelerator, accelerator.clip_grad_norm_(self.model.parameters(), 1.0))
+                norm = accelerator.clip_grad_norm_(self.model.parameters(), self.cfg.train.max_grad_norm or math.inf)
+                finite = _all_finite(accelerator, norm)
             if not finite and not self.dropped:
                 _nonfinite(accelerator, self.cfg, state, losses, self.checkpoints)
             self.dropped = self.dropped or not finite
@@ -282,10 +295,22 @@ class Trainer:
             self.scheduler.step()
             self.optimizer.zero_grad()  # also clears what a dropped step had accumulated
         state.step_in_epoch += 1
+        for name, value in losses.items():
+            self.step_losses.setdefault(name, []).append(value.detach().float())
         if accelerator.sync_gradients:
             self.dropped = False
             state.completed_steps += 1
+            self._log_step()
         return losses
+
+    def _log_step(self) -> None:
+        """The step's line in metrics.jsonl: each loss term's mean over its batches and processes."""
+        names = list(self.step_losses)
+        means = torch.stack([torch.stack(self.step_losses[name]).mean() for name in names])
+        means = self.accelerator.reduce(means.to(self.accelerator.device), "mean").tolist()
+        self.step_losses = {}
+        self.log.write(step=self.state.completed_steps, epoch=self.state.epoch + 1,  # the epoch in progress
+                       lr=self.step_lr, **dict(zip(names, means)))
 
     def evaluate_and_select(self) -> None:
         """Dev headline F1 per task (their mean selects); a better one replaces `best/`."""
@@ -294,6 +319,7 @@ class Trainer:
         self.accelerator.print(f"epoch {self.state.epoch}: dev " + ", ".join(
             f"{part.task.headline} F1 {f1:.2f}" for part, f1 in zip(self.parts, scores.values()))
             + (f", mean {metric:.2f}" if len(self.parts) > 1 else ""))
+        self.log.write(step=self.state.completed_steps, epoch=self.state.epoch, dev=scores)
         if metric > self.state.best_metric:
             self.state.best_metric = metric
             self._save_best()
@@ -333,8 +359,9 @@ class Trainer:
     def test(self) -> dict:
         """The test split decoded with the best dev checkpoint: metrics and predictions saved."""
         self.accelerator.wait_for_everyone()
-        best = GenieModel.from_pretrained(self.out / "best")
-        self.accelerator.unwrap_model(self.model).load_state_dict(best.state_dict())
+        with full_size(self.accelerator):
+            best = GenieModel.from_pretrained(self.out / "best")
+        load_weights(self.accelerator, self.model, best.state_dict())
         results, predictions = {}, []
         for part in self.parts:
             results[part.task.name], preds = self._evaluate(part, "test")
@@ -389,6 +416,20 @@ def train_loader(cfg: GenieConfig, sets: list[GenieDataset], collate: Collator) 
     return DataLoader(ConcatDataset(sets), batch_sampler=batches, collate_fn=collate,
                       num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0,
                       generator=torch.Generator().manual_seed(cfg.train.seed))
+
+
+def fill_deepspeed_config(plugin, cfg: GenieConfig) -> None:
+    """The DeepSpeed config's "auto" values that accelerate cannot fill for genie: the batch size
+    (genie's loaders batch by sampler) and clipping (accelerate would say 1.0, whatever
+    train.max_grad_norm says). DeepSpeed clips inside its engine, so a number there must agree."""
+    config, train = plugin.deepspeed_config, cfg.train
+    if plugin.is_auto("train_micro_batch_size_per_gpu"):
+        config["train_micro_batch_size_per_gpu"] = train.batch_size
+    if plugin.is_auto("gradient_clipping"):
+        config["gradient_clipping"] = train.max_grad_norm
+    elif config.get("gradient_clipping", 1.0) != train.max_grad_norm:  # DeepSpeed's default is 1.0
+        raise GenieError(f"the DeepSpeed config clips gradients at {config.get('gradient_clipping', 1.0)} and "
+                         f"train.max_grad_norm is {train.max_grad_norm}: make them agree (\"auto\" follows genie)")
 
 
 def build_optimizer(model: torch.nn.Module, cfg: GenieConfig) -> torch.optim.Optimizer:

@@ -47,3 +47,13 @@ def pages(repo: Path = REPO) -> list[Path]:
     readme = (repo / "README.md").resolve()
     linked = [page for page in linked_pages(readme) if page.is_file()]
     return [readme, *linked, *sorted(set((repo / "docs").resolve().glob("*.md")) - set(linked))]
+
+
+def launch_lines(page: Path) -> list[str]:
+    """The `accelerate launch` commands of `page`'s fenced blocks, continuation lines joined."""
+    text = page.read_text(encoding="utf-8") if page.is_file() else ""
+    lines = []
+    for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.DOTALL):
+        lines += [line.strip() for line in re.sub(r"\s*\\\n\s*", " ", block).splitlines()
+                  if line.strip().startswith("accelerate launch")]
+    return lines

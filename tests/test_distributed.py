@@ -3,8 +3,9 @@ process with the same global batch, and decoding gathers every test tweet once, 
 
 The launch: in accelerate 1.15 `--cpu` starts a single process whatever `--num_processes` says
 (more need mpirun), and `--multi_gpu` without CUDA starts two unrelated one-process runs (both
-rank 0). `--multi_gpu` with ACCELERATE_USE_CPU=1 makes torchrun start two workers that accelerate
-joins in a gloo group (MULTI_CPU); the run prints its process count. HF_HOME points at an empty
+rank 0), which genie refuses (the last test). `--multi_gpu` with ACCELERATE_USE_CPU=1 makes
+torchrun start two workers that accelerate joins in a gloo group (MULTI_CPU); the run prints its
+process count. HF_HOME points at an empty
 folder so no user accelerate config is read, port 0 lets accelerate pick a free port, and both
 runs stay on the CPU (ACCELERATE_USE_CPU) with one thread each.
 
@@ -73,3 +74,16 @@ def test_two_processes_score_like_one_and_gather_each_tweet_once(tmp_path):
     gold = read_records(demo / "mner" / "test.jsonl")
     assert [r.id for r in read_records(tmp_path / "two" / "test_predictions.jsonl")] == [r.id for r in gold]
     assert two["mner"]["gold"] == sum(len(r.entities) for r in gold)
+
+
+def test_processes_that_run_alone_are_refused(tmp_path):
+    """The launch without ACCELERATE_USE_CPU starts two unrelated one-process runs on one folder;
+    each stops at once, naming the fix."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HOME": str(tmp_path / "hf")}
+    env.pop("ACCELERATE_USE_CPU", None)
+    done = subprocess.run([*LAUNCH, "-m", "genie.cli", "train", *RUN, f"train.output_dir={tmp_path / 'run'}",
+                           f"data.demo_dir={tmp_path / 'demo'}"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0
+    assert done.stderr.count("genie: error: 2 processes were launched but the run sees 1") == 2
+    assert "ACCELERATE_USE_CPU=1" in done.stderr and not (tmp_path / "run" / "checkpoints").exists()

@@ -232,3 +232,40 @@ def test_search_breaks_ties_as_the_reference(name):
             got = constrained_search(ours.step, ours.reorder, grammar, torch.tensor(n_words), beams, budget)
             want = reference_search(theirs.reference_step, theirs.reorder, grammar, n_words, beams, budget)
             assert got == want, (seed, beams, budget)
+
+
+class SlowerPeers:
+    """A `Lockstep` whose other processes search `extra` steps longer than this one."""
+
+    def __init__(self, extra: int):
+        self.extra = extra
+
+    def anyone(self, going: bool) -> bool:
+        if not going:
+            self.extra -= 1
+        return going or self.extra >= 0
+
+
+def test_a_finished_search_keeps_stepping_while_other_processes_search(demos):
+    """Under ZeRO-3 every process must run the decoder as often as the others: a finished search
+    goes on stepping one cached row, and its results stay those of a search alone."""
+    task, model, batch, _ = untrained_index_model(demos, "gmner", "tiny-t5", 0)
+    grammar, rows = task.index_format.grammar, []
+    model.backbone.get_decoder().register_forward_hook(lambda module, args, kwargs, out: rows.append(
+        len(kwargs["inputs_embeds"])), with_kwargs=True)
+    encoder_side = ("input_ids", "attention_mask", "word_starts", "word_mask", "region_features", "region_boxes",
+                    "region_mask")
+    tested = 0
+    for example in range(len(batch["input_ids"])):
+        one = {key: batch[key][example:example + 1] for key in encoder_side}
+        for beams in (1, 3):
+            rows.clear()
+            alone = model.generate_indices(one, grammar, beams, 40)
+            steps = len(rows)
+            if steps > 40 - 3:  # no process steps past the budget: no room left to wait in
+                continue
+            rows.clear()
+            assert model.generate_indices(one, grammar, beams, 40, lockstep=SlowerPeers(3)) == alone
+            assert len(rows) == steps + 3 and rows[steps:] == [1, 1, 1]
+            tested += 1
+    assert tested >= 3

@@ -24,8 +24,8 @@ def poisoned_loss(monkeypatch):
     overflow would make it); the batch indices that were poisoned are recorded."""
     forward, seen = GenieModel.forward, []
 
-    def nan_forward(self, batch, grounding_weight=1.0):
-        losses = forward(self, batch, grounding_weight)
+    def nan_forward(self, batch, *args):
+        losses = forward(self, batch, *args)
         if self.training and POISONED in batch["index"].tolist():
             seen.append(batch["index"].tolist())
             losses["loss"] = losses["loss"] * float("nan")

@@ -43,6 +43,8 @@ def assert_same_run(expected: Path, got: Path) -> None:
         assert torch.equal(a[key], b[key]), key
     metrics = [json.loads((out / "test_metrics.json").read_text()) for out in (expected, got)]
     assert metrics[0] == metrics[1]
+    # metrics.jsonl: each step and evaluation once, as the uninterrupted run logged them
+    assert (expected / "metrics.jsonl").read_text() == (got / "metrics.jsonl").read_text()
 
 
 @pytest.fixture(scope="session")

@@ -112,8 +112,8 @@ def test_overwrite_replaces_the_run_and_keeps_the_old_one_until_the_new_has_a_ch
     folder, demo, old = run
     forward = GenieModel.forward
 
-    def nan_forward(self, batch, grounding_weight=1.0):  # the new run stops at its first step
-        losses = forward(self, batch, grounding_weight)
+    def nan_forward(self, *args):  # the new run stops at its first step
+        losses = forward(self, *args)
         losses["loss"] = losses["loss"] * float("nan")
         return losses
 
@@ -180,6 +180,11 @@ def test_the_process_count_is_part_of_the_run(tmp_path):
     with pytest.raises(GenieError, match="processes: 1 -> 2; global_batch: 32 -> 64"):
         folder.claim(two, resume=True, overwrite=False)
     assert differences(one, one) == ""
+    # A run fingerprinted before a config key existed is the same run with that key at its default.
+    older = json.loads((folder.path / "run.json").read_text())
+    del older["config"]["train.max_grad_norm"]
+    (folder.path / "run.json").write_text(json.dumps(older))
+    assert folder.claim(one, resume=True, overwrite=False) == "resume"
     # The same config on other data in the same files (Twitter-2015 converted over Twitter-2017).
     files["mner/train"].write_text(files["mner/train"].read_text().replace("a", "b"))
     with pytest.raises(GenieError, match=r"holds another run: data mner/train: \"[0-9a-f]{16}\" -> "):
