@@ -22,7 +22,7 @@ CONFIG := $(if $(wildcard configs/$(TASK).yaml),--config configs/$(TASK).yaml,ta
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet torch==2.13.0
-	$(VENV)/bin/pip install --quiet -e ".[dev,extract,deepspeed]"
+	$(VENV)/bin/pip install --quiet -e ".[dev,extract,deepspeed,track,plot]"
 
 # One process per core, one torch thread each: tiny models gain little from a second thread,
 # so two single-thread workers do nearly twice the work of one process on two cores.

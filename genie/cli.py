@@ -1,4 +1,4 @@
-"""`genie convert | train | decode | predict | evaluate | features`: user mistakes print one line, exit 2."""
+"""`genie convert | train | decode | predict | evaluate | plot | features`: user mistakes print one line, exit 2."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def build_parser() -> Parser:
     """genie's command line: one subcommand per job."""
     parser = Parser(prog="genie", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for add in (_add_convert, _add_train, _add_decode, _add_predict, _add_evaluate, _add_features):
+    for add in (_add_convert, _add_train, _add_decode, _add_predict, _add_evaluate, _add_plot, _add_features):
         add(commands)
     return parser
 
@@ -131,6 +131,12 @@ def _add_evaluate(commands) -> None:
     evaluate.add_argument("--task", required=True)
     evaluate.add_argument("--gold", required=True, type=Path)
     evaluate.add_argument("--pred", required=True, type=Path)
+
+
+def _add_plot(commands) -> None:
+    plot = commands.add_parser("plot", help="training curves of one or more runs (their metrics.jsonl) to a PNG")
+    plot.add_argument("runs", nargs="+", type=Path, help="run folders (train.output_dir)")
+    plot.add_argument("--out", type=Path, help="the PNG (default: curves.png in the first run folder)")
 
 
 def _add_features(commands) -> None:
@@ -288,6 +294,15 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _plot(args) -> int:
+    from genie.plot import plot_runs
+
+    out = args.out or args.runs[0] / "curves.png"
+    plot_runs(args.runs, out)
+    print(out)
+    return 0
+
+
 def _features(args) -> int:
     from genie.feature_store import build_store, verify_store
 
@@ -323,7 +338,7 @@ def _extract(args) -> dict:
 
 
 COMMANDS = {"convert": _convert, "train": _train, "decode": _decode, "predict": _predict, "evaluate": _evaluate,
-            "features": _features}
+            "plot": _plot, "features": _features}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -161,6 +161,10 @@ class TrainConfig:
     resume: bool = True  # the same run in output_dir (same config, data, processes): continue it
     overwrite: bool = False  # another run in output_dir: replace it (kept until this one has a checkpoint)
     max_steps: int = bounded(0, 0)  # stop after this many optimizer steps (0: run all epochs)
+    # Experiment trackers through accelerate, beside metrics.jsonl (always written); "all": every
+    # tracker installed. TensorBoard comes with `make install`.
+    report_to: str = choice("none", "tensorboard", "wandb", "comet_ml", "aim", "mlflow", "clearml", "dvclive",
+                            "swanlab", "trackio", "all")
     # A NaN or inf loss (or gradient norm): stop with a message naming the step, or skip the
     # optimizer step it is part of (counted in test_metrics.json). Either way no weight changes.
     on_nonfinite: str = choice("stop", "skip")

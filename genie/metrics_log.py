@@ -7,6 +7,7 @@ its checkpoint (steps it is about to train again), so the file reads as one unin
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from genie.io import atomic_write
@@ -15,9 +16,12 @@ FILE = "metrics.jsonl"
 
 
 class MetricsLog:
-    def __init__(self, run_dir: Path, enabled: bool):
+    """`track(values, step)`: also hands each line's numbers to the experiment trackers."""
+
+    def __init__(self, run_dir: Path, enabled: bool, track: Callable[[dict, int], None] | None = None):
         self.path = run_dir / FILE
         self.enabled = enabled
+        self.track = track
 
     def resume(self, step: int) -> None:
         """Keep the lines up to `step` (the checkpoint resumed from); a torn last line goes too."""
@@ -42,3 +46,7 @@ class MetricsLog:
         if self.enabled:
             with open(self.path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(fields) + "\n")
+        if self.track is not None:  # every process calls it; accelerate logs on the main one
+            values = {key: value for key, value in fields.items() if key not in ("step", "dev")}
+            values.update({f"dev/{task}": f1 for task, f1 in fields.get("dev", {}).items()})
+            self.track(values, fields["step"])

@@ -26,7 +26,8 @@ OWN = {LOCK, OWNER, REPLACED}
 # Config keys that cannot change what a run computes: where it writes, whether and how often it
 # checkpoints, and how batches are loaded or decoded (predictions do not depend on the batch).
 UNSHAPING = {"train.output_dir", "train.resume", "train.overwrite", "train.checkpoint_every_steps",
-             "train.keep_checkpoints", "decode.batch_size", "data.num_workers", "data.demo_dir", "schema"}
+             "train.keep_checkpoints", "train.report_to", "decode.batch_size", "data.num_workers", "data.demo_dir",
+             "schema"}
 
 
 def default_output_dir(cfg: GenieConfig) -> str:
@@ -40,7 +41,7 @@ def fingerprint(cfg: GenieConfig, data_files: dict[str, Path], processes: int) -
     """The run's identity: every config key that shapes it, the content of its split files, where
     its tokenizer comes from, and how many processes split the global batch. `data_files`:
     `<task>/<split>` -> file, so a moved copy of the same data is the same run."""
-    config = {key: value for key, value in _flatten(cfg.to_dict()).items() if key not in UNSHAPING}
+    config = {key: value for key, value in flatten(cfg.to_dict()).items() if key not in UNSHAPING}
     model = Path(cfg.model.name)
     return {"config": config,
             "data": {name: _digest([path]) for name, path in data_files.items()},
@@ -160,7 +161,7 @@ class RunFolder:
 def _with_added_keys(saved: dict) -> dict:
     """A fingerprint written before some config keys existed, with those keys at their defaults:
     what the run did before the key was added (`train.max_grad_norm`: clipping at 1.0)."""
-    defaults = {key: value for key, value in _flatten(GenieConfig().to_dict()).items() if key not in UNSHAPING}
+    defaults = {key: value for key, value in flatten(GenieConfig().to_dict()).items() if key not in UNSHAPING}
     return {**saved, "config": {**defaults, **saved.get("config", {})}}
 
 
@@ -174,11 +175,11 @@ def differences(saved: dict, wanted: dict, limit: int = 3) -> str:
     return "; ".join(shown) + more
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     """A nested config as `section.key` -> value."""
     out = {}
     for key, value in tree.items():
-        out.update(_flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        out.update(flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
     return out
 
 

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -54,6 +55,7 @@ from genie.run_setup import (
 from genie.sampling import TemperatureSampler
 from genie.targets import make_targets
 from genie.tasks import Task
+from genie.tracking import accelerator_kwargs, tracked_config
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -112,16 +114,18 @@ class Trainer:
         self.out = Path(cfg.train.output_dir)
         self.accelerator = make_accelerator(
             cfg.train.mixed_precision, gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
-            project_dir=str(self.out),
+            **accelerator_kwargs(cfg, self.out),
             # A batch without grounding slots leaves the grounding head out of the loss.
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         logging.getLogger("accelerate.utils.other").addFilter(_TiedEmbeddings())
         self.folder = RunFolder(self.out)
         self.state = LoopState()
         self.dropped = False  # a NaN or inf in this optimizer step's batches: nothing of it is applied
-        self.log = MetricsLog(self.out, self.accelerator.is_main_process)
+        self.tracking = cfg.train.report_to != "none"
+        self.log = MetricsLog(self.out, self.accelerator.is_main_process,
+                              self.accelerator.log if self.tracking else None)
         self.step_losses: dict[str, list[torch.Tensor]] = {}  # this optimizer step's batches so far
-        self.step_lr = 0.0
+        self.step_lr, self.step_started, self.step_examples = 0.0, 0.0, 0
 
     def run(self) -> dict:
         _on_main(self.accelerator, self.folder.lock)
@@ -134,6 +138,7 @@ class Trainer:
         except KeyboardInterrupt:
             raise Interrupted(self.out, _latest(self.checkpoints) if self.folder.claimed else None) from None
         finally:
+            self.accelerator.end_training()  # the trackers' files closed
             self.folder.release()
 
     @property
@@ -163,6 +168,8 @@ class Trainer:
         scheduler = self._scheduler(optimizer)
         self._prepare(model, optimizer, loader, scheduler)
         self._restore_or_start(resume_from)
+        if self.tracking:
+            self.accelerator.init_trackers(self.out.name, config=tracked_config(self.cfg))
         self._announce()
         return claim
 
@@ -277,8 +284,10 @@ class Trainer:
         step, left out (with everything accumulated) when a loss or the gradient norm is not
         finite on any process."""
         accelerator, state = self.accelerator, self.state
-        if not self.step_losses:  # the step's first batch: the rate the step trains at
-            self.step_lr = self.scheduler.get_last_lr()[0]
+        if not self.step_losses:  # the step's first batch: the rate the step trains at, and its start
+            self.step_lr, self.step_started = self.scheduler.get_last_lr()[0], time.perf_counter()
+            self.step_examples = 0
+        self.step_examples += len(batch["index"])
         with accelerator.accumulate(self.model):
             losses = self.model(batch, self.cfg.train.grounding_weight, accelerator.state.deepspeed_plugin is not None)
             finite = _all_finite(accelerator, losses["loss"])
@@ -304,13 +313,16 @@ class Trainer:
         return losses
 
     def _log_step(self) -> None:
-        """The step's line in metrics.jsonl: each loss term's mean over its batches and processes."""
+        """The step's line in metrics.jsonl: each loss term's mean over its batches and processes,
+        and the examples per second of all processes together."""
         names = list(self.step_losses)
-        means = torch.stack([torch.stack(self.step_losses[name]).mean() for name in names])
-        means = self.accelerator.reduce(means.to(self.accelerator.device), "mean").tolist()
+        values = torch.stack([*(torch.stack(self.step_losses[name]).mean() for name in names),
+                              torch.tensor(float(self.step_examples * self.accelerator.num_processes))])
+        *means, examples = self.accelerator.reduce(values.to(self.accelerator.device), "mean").tolist()  # a sum
         self.step_losses = {}
         self.log.write(step=self.state.completed_steps, epoch=self.state.epoch + 1,  # the epoch in progress
-                       lr=self.step_lr, **dict(zip(names, means)))
+                       lr=self.step_lr, **dict(zip(names, means)),
+                       examples_per_second=round(examples / (time.perf_counter() - self.step_started), 2))
 
     def evaluate_and_select(self) -> None:
         """Dev headline F1 per task (their mean selects); a better one replaces `best/`."""

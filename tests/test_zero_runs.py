@@ -85,7 +85,9 @@ def train(prefix: list[str], out: Path, demo: Path, args: list[str], *overrides:
 
 
 def lines(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    """metrics.jsonl without the examples per second (wall-clock time)."""
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{key: value for key, value in line.items() if key != "examples_per_second"} for line in lines]
 
 
 def losses(out: Path) -> list[dict]:
