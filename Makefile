@@ -19,10 +19,14 @@ CONFIG := $(if $(wildcard configs/$(TASK).yaml),--config configs/$(TASK).yaml,ta
 
 .PHONY: install test test-full train bench bench-extract ablate clean
 
+# The venv (CPU torch first), genie with its extras, then Debian's chromium for the browser test of
+# `genie report` where the user may install it (the test skips, saying so, without it).
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet torch==2.13.0
 	$(VENV)/bin/pip install --quiet -e ".[dev,extract,deepspeed,track,plot]"
+	-command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium >/dev/null) || echo "no chromium (not root?): the browser test will skip"
 
 # One process per core, one torch thread each: tiny models gain little from a second thread,
 # so two single-thread workers do nearly twice the work of one process on two cores.

@@ -1,4 +1,5 @@
-"""`genie convert | train | decode | predict | evaluate | plot | features`: user mistakes print one line, exit 2."""
+"""`genie convert | train | decode | predict | evaluate | report | plot | features`: user mistakes print one
+line, exit 2."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def build_parser() -> Parser:
     """genie's command line: one subcommand per job."""
     parser = Parser(prog="genie", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for add in (_add_convert, _add_train, _add_decode, _add_predict, _add_evaluate, _add_plot, _add_features):
+    for add in (_add_convert, _add_train, _add_decode, _add_predict, _add_evaluate, _add_report, _add_plot,
+                _add_features):
         add(commands)
     return parser
 
@@ -131,6 +133,15 @@ def _add_evaluate(commands) -> None:
     evaluate.add_argument("--task", required=True)
     evaluate.add_argument("--gold", required=True, type=Path)
     evaluate.add_argument("--pred", required=True, type=Path)
+
+
+def _add_report(commands) -> None:
+    report = commands.add_parser("report", help="an error-analysis page (one HTML file) of predictions against gold")
+    report.add_argument("--task", required=True)
+    report.add_argument("--gold", required=True, type=Path)
+    report.add_argument("--pred", required=True, type=Path)
+    report.add_argument("--images", type=Path, help="a folder of the posts' images (<image_id>[.jpg|.png])")
+    report.add_argument("--out", required=True, type=Path, help="the HTML file")
 
 
 def _add_plot(commands) -> None:
@@ -294,6 +305,17 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from genie.records import read_records
+    from genie.report import write_report
+    from genie.tasks import get_task
+
+    summary = write_report(get_task(args.task), read_records(args.gold), read_records(args.pred), args.out,
+                           args.images)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def _plot(args) -> int:
     from genie.plot import plot_runs
 
@@ -338,7 +360,7 @@ def _extract(args) -> dict:
 
 
 COMMANDS = {"convert": _convert, "train": _train, "decode": _decode, "predict": _predict, "evaluate": _evaluate,
-            "plot": _plot, "features": _features}
+            "report": _report, "plot": _plot, "features": _features}
 
 if __name__ == "__main__":
     sys.exit(main())
