@@ -48,7 +48,9 @@ def write_report(task: Task, gold: list[Record], pred: list[Record], out: Path, 
     analysis = analyse(gold, pred)
     if images is not None and not images.is_dir():
         raise GenieError("no such folder of images", images)
-    no_image = sum(_image_file(images, post.gold.image_id) is None for post in analysis.posts) if images else None
+    # each post's image file, looked up once (None: not there)
+    pictures = {post.gold.id: _image_file(images, post.gold.image_id) for post in analysis.posts} if images else {}
+    no_image = sum(found is None for found in pictures.values()) if images else None
     parts = [f"<h1>genie report: {escape(task.name)}</h1>",
              f"<p>{len(gold)} gold posts, {len(pred)} predicted; {analysis.missing_predictions} without a "
              "prediction (they predict nothing)."
@@ -57,7 +59,7 @@ def write_report(task: Task, gold: list[Record], pred: list[Record], out: Path, 
              _scores(metrics, analysis), _confusion(analysis)]
     if task.grounded:
         parts.append(_boxes(analysis))
-    parts.append(_posts(analysis, out.parent, images))
+    parts.append(_posts(analysis, out.parent, pictures))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>genie report: {escape(task.name)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}<script>{SCRIPT}</script></body></html>")
     with atomic_write(out) as handle:
@@ -131,16 +133,16 @@ def _boxes(analysis: Analysis) -> str:
             f"{histogram}<h3>Groundability on matched spans of the right type</h3>{table}</section>")
 
 
-def _posts(analysis: Analysis, page_dir: Path, images: Path | None) -> str:
+def _posts(analysis: Analysis, page_dir: Path, pictures: dict[str, Path | None]) -> str:
     options = "".join(f"<option value='{k}'>{k.replace('_', ' ')}</option>" for k in KINDS)
     filters = (f"<div id='filters'><label><input type='checkbox' id='errors-only'> errors only</label> "
                f"<select id='kind'><option value=''>any error kind</option>{options}</select> "
                f"<span id='shown'></span></div>")
     return ("<section id='posts'><h2>Posts</h2>" + filters
-            + "".join(_post(post, page_dir, images) for post in analysis.posts) + "</section>")
+            + "".join(_post(post, page_dir, pictures.get(post.gold.id)) for post in analysis.posts) + "</section>")
 
 
-def _post(post: Post, page_dir: Path, images: Path | None) -> str:
+def _post(post: Post, page_dir: Path, image: Path | None) -> str:
     kinds = " ".join(kind for kind in KINDS if post.kinds[kind])
     marks = []
     for i, token in enumerate(post.gold.tokens):
@@ -149,7 +151,7 @@ def _post(post: Post, page_dir: Path, images: Path | None) -> str:
         marks.append(f"<span class='{' '.join(classes)}'>{escape(token)}</span>" if classes else escape(token))
     entities = (_entities("gold", post.gold, post) + _entities("predicted", post.pred, post)
                 + _relations(post))
-    return (f"<div class='post' data-kinds='{kinds}' id='{escape(post.gold.id)}'><div>{_picture(post, page_dir, images)}"
+    return (f"<div class='post' data-kinds='{kinds}' id='{escape(post.gold.id)}'><div>{_picture(post, page_dir, image)}"
             f"</div><div class='text'><div class='kind'>{escape(post.gold.id)}: {escape(kinds) or 'correct'}</div>"
             f"<p>{' '.join(marks)}</p>{entities}</div></div>")
 
@@ -177,12 +179,11 @@ def _relations(post: Post) -> str:
     return "".join(rows)
 
 
-def _picture(post: Post, page_dir: Path, images: Path | None) -> str:
+def _picture(post: Post, page_dir: Path, found: Path | None) -> str:
     """The image with gold (green) and predicted (red, dashed) boxes; without it, an empty canvas
     as large as the boxes."""
     boxes = [(b, "#1a7f37", "") for e in post.gold.entities for b in e.boxes]
     boxes += [(b, "#d1242f", " stroke-dasharray='6 3'") for e in post.pred.entities for b in e.boxes]
-    found = _image_file(images, post.gold.image_id) if images else None
     if found is None and not boxes:
         return ""
     if found is not None:
