@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from metrics_lines import logged
 from safetensors.torch import load_file
 
 from genie.records import read_records
@@ -45,12 +46,6 @@ def assert_same_run(expected: Path, got: Path) -> None:
     assert metrics[0] == metrics[1]
     # metrics.jsonl: each step and evaluation once, as the uninterrupted run logged them (but for speed)
     assert logged(expected) == logged(got)
-
-
-def logged(out: Path) -> list[dict]:
-    """metrics.jsonl without the examples per second (wall-clock time)."""
-    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return [{key: value for key, value in line.items() if key != "examples_per_second"} for line in lines]
 
 
 @pytest.fixture(scope="session")

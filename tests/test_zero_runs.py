@@ -34,6 +34,7 @@ import psutil
 import pytest
 import torch
 from docs_pages import launch_lines
+from metrics_lines import logged
 from safetensors.torch import load_file
 
 from genie.config import load_config
@@ -84,14 +85,8 @@ def train(prefix: list[str], out: Path, demo: Path, args: list[str], *overrides:
     return done.stdout + done.stderr
 
 
-def lines(out: Path) -> list[dict]:
-    """metrics.jsonl without the examples per second (wall-clock time)."""
-    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return [{key: value for key, value in line.items() if key != "examples_per_second"} for line in lines]
-
-
 def losses(out: Path) -> list[dict]:
-    return [line for line in lines(out) if "loss" in line]
+    return [line for line in logged(out) if "loss" in line]
 
 
 def assert_losses_match(expected: Path, got: Path, tolerance: float) -> None:
@@ -138,8 +133,8 @@ def test_zero2_two_processes_train_bitwise_like_one(root):
     assert "240 steps, 2 process(es)" in log and "240 steps, 1 process(es)" in reference
 
     assert_losses_match(root / "plain_text", root / "zero2", 0.0)
-    assert [line for line in lines(root / "zero2") if "dev" in line] == [
-        line for line in lines(root / "plain_text") if "dev" in line]
+    assert [line for line in logged(root / "zero2") if "dev" in line] == [
+        line for line in logged(root / "plain_text") if "dev" in line]
     assert metrics(root / "zero2") == metrics(root / "plain_text")
     assert read_records(root / "zero2" / "test_predictions.jsonl") == read_records(
         root / "plain_text" / "test_predictions.jsonl")
@@ -156,7 +151,7 @@ def test_zero3_two_processes_train_and_decode_like_one(index_runs):
     assert sum(x["loss"] for x in last) < 0.5 * sum(x["loss"] for x in first)  # it learns
     # Dev selection, the best weights loaded back and the test decode, as one process does them:
     # index decoding and the grounding re-read kept every process making the same forward calls.
-    assert [x for x in lines(zero3) if "dev" in x] == [x for x in lines(plain) if "dev" in x]
+    assert [x for x in logged(zero3) if "dev" in x] == [x for x in logged(plain) if "dev" in x]
     assert metrics(zero3) == metrics(plain)
     assert metrics(zero3)["mner"]["f1"] >= 8  # untrained: about 1
     assert read_records(zero3 / "test_predictions.jsonl") == read_records(plain / "test_predictions.jsonl")
@@ -241,7 +236,7 @@ def test_zero3_killed_mid_epoch_resumes_exactly(index_runs, root):
 
     log = train(launcher("zero3", root / "zero3.json"), out, demo, INDEX)
     assert "resumed from" in log
-    assert lines(out) == lines(expected)
+    assert logged(out) == logged(expected)
     assert metrics(out) == metrics(expected)
     a, b = load_file(str(out / "best" / "model.safetensors")), load_file(str(expected / "best" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
