@@ -85,6 +85,9 @@ def _add_convert(commands) -> None:
                          help="which paraphrase set instructions are drawn from")
     convert.add_argument("--prompts-dir", type=Path, help="a folder of <task>.yaml instruction templates "
                                                          "(default: each task's own, prompts/<task>.yaml)")
+    convert.add_argument("--context", type=Path, metavar="FILE.jsonl",
+                         help='auxiliary context to merge by id: {"id", "source", "text"} lines (a caption, an '
+                              "LLM's explanation, ...), read after the tweet (docs/context.md)")
 
 
 def _add_train(commands) -> None:
@@ -211,12 +214,14 @@ def builder_options() -> dict[str, list[tuple[str, str]]]:
 
 
 def _convert(args) -> int:
+    from genie.context import merge_context, read_context_lines
     from genie.instructions import instruction_line
     from genie.prompts import load_prompts
     from genie.records import read_records, write_lines, write_records
     from genie.targets import pointer_labels
     from genie.tasks import TASKS, get_task
 
+    context = read_context_lines(args.context) if args.context is not None else None  # a bad line: before the build
     options = args.builder_options
     given = {option: getattr(args, option) for option in options if getattr(args, option) is not None}
     for option, tasks in options.items():
@@ -236,6 +241,9 @@ def _convert(args) -> int:
         records, counts = result.records, result.counts
     else:
         raise GenieError(f"no data builder for task '{args.task}' (known: {', '.join(sorted(TASKS))}, all)")
+    if context is not None:
+        records, merged = merge_context(records, context)
+        counts = {**counts, **merged.to_dict()}
     if args.format == "records":
         n = write_records(args.out, records)
     else:

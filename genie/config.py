@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from genie.context import parse_selection
 from genie.errors import GenieError
 from genie.io import read_text
 
@@ -49,6 +50,14 @@ class DataConfig:
     demo_seed: int = 0
     demo_train_tweets: int = bounded(6000, 1)  # dev and test stay at 300 tweets each
     demo_noise_share: float = bounded(0.0, 0.0, 1.0)  # a share of posts whose image is unrelated noise
+    # The entity demos' context variant (`<task>-context/`): some names of a post are ambiguous,
+    # and only a context sentence tells their type (docs/context.md).
+    demo_context: bool = False
+    # Which of a record's `context` entries the model reads after the tweet: all, none, or a
+    # comma-separated list of sources ("caption,llm"); at most `max_context_tokens` of them, and
+    # never more than what `model.max_source_length` leaves after the tweet.
+    context: str = "all"
+    max_context_tokens: int = bounded(64, 0)
     # Multi-task runs draw each batch from the tasks' train sets: proportional to their sizes
     # (a shuffle of the union), or temperature-scaled, p(task) ~ size ** (1 / temperature), which
     # lifts small tasks (temperature 1 = proportional, large = uniform over tasks).
@@ -59,6 +68,9 @@ class DataConfig:
     group_by_length: bool = False
     num_workers: int = bounded(0, 0)  # DataLoader worker processes for training batches (0: the main process)
     on_bad_line: str = choice("error", "skip")  # skip: a bad JSONL line is counted, reported and left out
+
+    def __post_init__(self) -> None:
+        parse_selection(self.context)
 
 
 @dataclass
@@ -144,7 +156,7 @@ class RegularizersConfig:
 
 @dataclass
 class TrainConfig:
-    output_dir: str | None = None  # None: runs/<task> for the demo, runs/<task>-<data folder name> for data.dir
+    output_dir: str | None = None  # None: runs/<task>[-context] for the demo, runs/<task>-<data folder name> for data.dir
     epochs: int = bounded(20, 1)
     batch_size: int = bounded(32, 1)
     gradient_accumulation_steps: int = bounded(1, 1)

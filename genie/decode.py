@@ -62,7 +62,8 @@ def _records(model, dataset: GenieDataset, collate: Collator, batch: dict, sourc
     boxes = _ground(model, dataset, collate, batch, outputs, parsed, encoded, lockstep)
     out = []
     for row, (index, source, p, counts) in enumerate(zip(batch["index"].tolist(), sources, parsed, generated)):
-        stats = {"malformed": p.malformed, "unmatched": p.unmatched, "ungrounded_slots": 0, **counts}
+        stats = {"malformed": p.malformed, "unmatched": p.unmatched, "ungrounded_slots": 0, **counts,
+                 **_context_stats(dataset, index, source)}
         entities = [replace(e, boxes=[]) for e in p.entities]
         for slot, k in enumerate(p.slot_entities):
             box = boxes.get((row, slot))
@@ -73,8 +74,16 @@ def _records(model, dataset: GenieDataset, collate: Collator, batch: dict, sourc
                 entities[k].boxes = [box]
         out.append((index, Record(id=source.id, task=source.task, tokens=source.tokens, image_id=source.image_id,
                                   entities=entities, relations=p.relations,
-                                  unreadable=p.malformed + p.unmatched), stats))
+                                  unreadable=p.malformed + p.unmatched, context=source.context), stats))
     return out
+
+
+def _context_stats(dataset: GenieDataset, index: int, record: Record) -> dict:
+    """A record the model read context for is counted, and so is one whose context was cut."""
+    if not dataset.targets.context.pick(record):
+        return {}
+    instruction = dataset.instructions[index] if dataset.instructions else ""
+    return {"with_context": 1, "context_cut": int(dataset.targets.encode_source(record, instruction)[2])}
 
 
 def _ground(model, dataset: GenieDataset, collate: Collator, batch: dict, outputs: list,

@@ -24,6 +24,7 @@ from accelerate import Accelerator
 from transformers import AutoTokenizer
 
 from genie.config import GenieConfig, load_config
+from genie.context import ContextUse
 from genie.data import GenieDataset
 from genie.decode import decode_loader, predict
 from genie.errors import GenieError
@@ -134,9 +135,10 @@ class Extractor:
                      on_batch, batch_size: int) -> tuple[list[Record], Counter]:
         cfg = self.cfg
         targets = make_targets(cfg.target_format, task, self.tokenizer, cfg.model.max_source_length,
-                               cfg.model.max_target_length)
+                               cfg.model.max_target_length, ContextUse.from_config(cfg.data))
         features.check(r.image_id for r in records)
         dataset = GenieDataset(records, targets, features, cfg.features.zero, instructions_for(cfg, task, records, given))
+        targets.context_report(records, dataset.instructions)  # refuses a tokenizer that cannot write the marker
         loader = self.accelerator.prepare(decode_loader(dataset, batch_size))
         return predict(self.accelerator, self.model, dataset, loader, cfg.decode, desc=f"decode {task.name}",
                        on_batch=on_batch)

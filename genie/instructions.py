@@ -1,12 +1,14 @@
 """Instruction-format JSONL: `{"task", "instruction", "input", "image_id", "output", "record"}`
 per line. `input` is the text the model reads after the instruction (with MRE's entity
-markers), `output` the target in the chosen format (a string, or index lists for `index`), and
-`record` the structured gold, so the file trains genie and reads in any instruction-tuning tool."""
+markers, and the record's context after the tweet as `genie/context.py` writes it), `output`
+the target in the chosen format (a string, or index lists for `index`), and `record` the
+structured gold, so the file trains genie and reads in any instruction-tuning tool."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from genie.context import context_suffix
 from genie.prompts import Prompts
 from genie.records import BadLines, Record, read_lines
 from genie.tasks import get_task
@@ -21,8 +23,8 @@ def instruction_line(record: Record, prompts: Prompts, which: str, target_format
     else:
         output = task.linearize(record).text
     return {"task": record.task, "instruction": prompts.instruction(record, which),
-            "input": task.source_text(record), "image_id": record.image_id, "output": output,
-            "record": record.to_dict()}
+            "input": task.source_text(record) + context_suffix(record.context), "image_id": record.image_id,
+            "output": output, "record": record.to_dict()}
 
 
 def read_examples(path: str | Path, bad_lines: BadLines | None = None) -> tuple[list[Record], list[str] | None]:

@@ -1,4 +1,4 @@
-"""Raw posts (`{"id", "text", "image"}` lines, or one post of plain text per line) as records
+"""Raw posts (`{"id", "text", "image", "context"}` lines, or one post of plain text per line) as records
 to predict, and predictions given back with character offsets into the post's own text."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from pathlib import Path
 
 from genie.errors import GenieError
 from genie.images import find_image, image_id
-from genie.records import BadLines, Record
+from genie.records import BadLines, Context, Record
 from genie.region_extraction import ImageJob
 from genie.tweet_tokens import tokenize
 
-POST_KEYS = ("id", "text", "image")
+POST_KEYS = ("id", "text", "image", "context")
 
 
 @dataclass
@@ -21,6 +21,7 @@ class Post:
     id: str
     text: str
     image: str | None = None  # a path, or an image id / file name inside the images folder
+    context: list[Context] = field(default_factory=list)  # text that is not in the post (genie/context.py)
 
     @classmethod
     def parse(cls, value: object, default_id: str) -> Post:
@@ -39,7 +40,10 @@ class Post:
             raise ValueError("'image' must be a path or an image id")
         if not isinstance(post_id, (str, int)) or isinstance(post_id, bool):
             raise ValueError("'id' must be a string")
-        return cls(str(post_id), text, image)
+        context = value.get("context", [])
+        if not isinstance(context, list):
+            raise ValueError("'context' must be a list of {\"source\", \"text\"} objects")
+        return cls(str(post_id), text, image, [Context.from_dict(c, f"context {k}") for k, c in enumerate(context)])
 
 
 def read_posts(path: Path, bad_lines: BadLines | None = None) -> list[Post]:
@@ -117,7 +121,7 @@ def post_records(posts: list[Post], task: str, images: Path | None, by_id: bool 
                 key = keys.setdefault(path.resolve(), _unique(image_id(path), keys.values()))
                 jobs.setdefault(key, ImageJob(key, path, post.image))
         tokens = [token.text for token in tokenize(post.text)]
-        records.append(Record(id=post.id, task=task, tokens=tokens, image_id=key))
+        records.append(Record(id=post.id, task=task, tokens=tokens, image_id=key, context=post.context))
     return PostRun(task, records, list(jobs.values()), sum(p.image is None for p in posts), missing)
 
 

@@ -4,9 +4,10 @@
 [, "in_image"]}][, "relations": [{"head", "tail", "type"}]][, "unreadable"]}` with token offsets (end
 exclusive), xyxy pixel boxes (`boxes: []` means not in the image, unless `in_image` is true),
 FMNERG's fine type beside the coarse `type`, and relations whose `head` / `tail` index into
-`entities`. A prediction's `unreadable` counts what the model generated that could not be read
-into entities or relations: every metric counts those as wrong predictions. The optional fields
-are written only when set.
+`entities`. `context` holds text that is not in the post, `[{"source", "text"}]` (a caption, an
+LLM's explanation, retrieved knowledge: `genie/context.py`). A prediction's `unreadable` counts
+what the model generated that could not be read into entities or relations: every metric counts
+those as wrong predictions. The optional fields are written only when set.
 """
 
 from __future__ import annotations
@@ -60,6 +61,23 @@ class Relation:
     type: str
 
 
+@dataclass(frozen=True)
+class Context:
+    source: str  # what wrote it: caption, llm, wiki, ...
+    text: str
+
+    @classmethod
+    def from_dict(cls, data: object, label: str = "context") -> "Context":
+        if not isinstance(data, dict) or set(data) != {"source", "text"}:
+            raise ValueError(f"{label} must be an object with exactly 'source' and 'text'")
+        source, text = data["source"], data["text"]
+        if not isinstance(source, str) or not source or any(c.isspace() or c == "|" for c in source):
+            raise ValueError(f"{label} source must be a name without spaces or '|', got {source!r}")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{label} text must be a non-empty string")
+        return cls(source, text)
+
+
 @dataclass
 class Record:
     id: str
@@ -69,6 +87,7 @@ class Record:
     entities: list[Entity] = field(default_factory=list)
     relations: list[Relation] = field(default_factory=list)
     unreadable: int = 0  # predicted parts the parser could not read: wrong predictions, for every metric
+    context: list[Context] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         out = {"id": self.id, "task": self.task, "tokens": self.tokens, "image_id": self.image_id,
@@ -77,6 +96,8 @@ class Record:
             out["relations"] = [{"head": r.head, "tail": r.tail, "type": r.type} for r in self.relations]
         if self.unreadable:
             out["unreadable"] = self.unreadable
+        if self.context:
+            out["context"] = [{"source": c.source, "text": c.text} for c in self.context]
         return out
 
     @classmethod
@@ -101,8 +122,12 @@ class Record:
         unreadable = data.get("unreadable", 0)
         if not _is_int(unreadable) or unreadable < 0:
             raise ValueError(f"'unreadable' must be a count (an integer >= 0), got {unreadable!r}")
+        raw_context = data.get("context", [])
+        if not isinstance(raw_context, list):
+            raise ValueError("'context' must be a list of {\"source\", \"text\"} objects")
         return cls(id=str(data["id"]), task=str(data["task"]), tokens=tokens, image_id=str(data["image_id"]),
-                   entities=entities, relations=relations, unreadable=unreadable)
+                   entities=entities, relations=relations, unreadable=unreadable,
+                   context=[Context.from_dict(c, f"context {k}") for k, c in enumerate(raw_context)])
 
 
 def _entity_from_dict(ent: object, n_tokens: int, k: int) -> Entity:
@@ -175,9 +200,10 @@ class BadLines:
         return {"skipped_lines": self.count, **({"first_skipped": self.first} if self.first else {})}
 
 
-def read_lines(path: str | Path, parse: Callable[[object], T], bad_lines: BadLines | None = None) -> list[T]:
+def read_lines(path: str | Path, parse: Callable[[object], T], bad_lines: BadLines | None = None,
+               what: str = "a genie record") -> list[T]:
     """`parse` applied to each non-empty JSON line; its ValueError becomes a GenieError naming
-    the file and line, raised, or counted in `bad_lines` and the line skipped."""
+    the file and line ("not <what>: ..."), raised, or counted in `bad_lines` and the line skipped."""
     path = Path(path)
     if not path.is_file():
         raise GenieError("no such file", path)
@@ -185,7 +211,7 @@ def read_lines(path: str | Path, parse: Callable[[object], T], bad_lines: BadLin
     with path.open("rb") as handle:
         for lineno, raw in enumerate(handle, start=1):
             try:
-                rows.extend(_parse_line(raw, parse, path, lineno))
+                rows.extend(_parse_line(raw, parse, path, lineno, what))
             except GenieError as exc:
                 if bad_lines is None:
                     raise
@@ -193,7 +219,7 @@ def read_lines(path: str | Path, parse: Callable[[object], T], bad_lines: BadLin
     return rows
 
 
-def _parse_line(raw: bytes, parse: Callable[[object], T], path: Path, lineno: int) -> list[T]:
+def _parse_line(raw: bytes, parse: Callable[[object], T], path: Path, lineno: int, what: str) -> list[T]:
     """The line's parsed row (none for a blank line)."""
     try:
         line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
@@ -206,7 +232,7 @@ def _parse_line(raw: bytes, parse: Callable[[object], T], path: Path, lineno: in
     except json.JSONDecodeError as exc:
         raise GenieError(f"not valid JSON ({exc.msg})", path, lineno) from None
     except ValueError as exc:
-        raise GenieError(f"not a genie record: {exc}", path, lineno) from None
+        raise GenieError(f"not {what}: {exc}", path, lineno) from None
 
 
 def write_records(path: str | Path, records: Iterable[Record]) -> int:

@@ -26,7 +26,7 @@ body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222}table{border-col
 td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th:first-child,td:first-child{text-align:left}
 .post{border-top:1px solid #ddd;padding:8px 0;display:flex;gap:16px}.post[hidden]{display:none}
 .text{max-width:640px}.g{border-bottom:2px solid #1a7f37}.p{background:#ffe08a}.kind{font-size:12px;color:#a40e26}
-.ents{font-size:12px;color:#555}.ok{color:#1a7f37}.bad{color:#a40e26}svg.img{background:#eee;width:280px;height:auto}
+.ents{font-size:12px;color:#555}.context{font-size:12px;color:#555;font-style:italic}.ok{color:#1a7f37}.bad{color:#a40e26}svg.img{background:#eee;width:280px;height:auto}
 #filters{position:sticky;top:0;background:#fff;padding:6px 0;border-bottom:1px solid #ccc}
 """
 SCRIPT = """
@@ -153,7 +153,13 @@ def _post(post: Post, page_dir: Path, image: Path | None) -> str:
                 + _relations(post))
     return (f"<div class='post' data-kinds='{kinds}' id='{escape(post.gold.id)}'><div>{_picture(post, page_dir, image)}"
             f"</div><div class='text'><div class='kind'>{escape(post.gold.id)}: {escape(kinds) or 'correct'}</div>"
-            f"<p>{' '.join(marks)}</p>{entities}</div></div>")
+            f"<p>{' '.join(marks)}</p>{_context(post)}{entities}</div></div>")
+
+
+def _context(post: Post) -> str:
+    """What the model read beside the tweet (the gold file's context, else the predictions')."""
+    return "".join(f"<div class='context'>{escape(c.source)}: {escape(c.text)}</div>"
+                   for c in post.gold.context or post.pred.context)
 
 
 def _entities(side: str, record: Record, post: Post) -> str:

@@ -31,10 +31,12 @@ UNSHAPING = {"train.output_dir", "train.resume", "train.overwrite", "train.check
 
 
 def default_output_dir(cfg: GenieConfig) -> str:
-    """runs/<task> for the demo, runs/<task>-<data folder name> for real data (a list of tasks:
-    `multitask`), so the demo and each dataset get their own folder."""
+    """runs/<task> for the demo (runs/<task>-context for its context variant), runs/<task>-<data
+    folder name> for real data (a list of tasks: `multitask`), so each demo and dataset get their own folder."""
     name = cfg.task if isinstance(cfg.task, str) else "multitask"
-    return f"runs/{name}" if cfg.data.dir is None else f"runs/{name}-{Path(cfg.data.dir).resolve().name}"
+    if cfg.data.dir is None:
+        return f"runs/{name}-context" if cfg.data.demo_context else f"runs/{name}"
+    return f"runs/{name}-{Path(cfg.data.dir).resolve().name}"
 
 
 def fingerprint(cfg: GenieConfig, data_files: dict[str, Path], processes: int) -> dict[str, Any]:

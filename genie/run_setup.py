@@ -10,6 +10,7 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from genie.config import GenieConfig, RegularizersConfig
+from genie.context import ContextUse
 from genie.demo import build_demo
 from genie.errors import GenieError
 from genie.features import FeatureSource
@@ -57,10 +58,15 @@ def run_tasks(cfg: GenieConfig) -> list[Task]:
     return tasks
 
 
+def demo_folder(cfg: GenieConfig, task_name: str) -> Path:
+    """Where a task's demo is built: `<demo_dir>/<task>`, its context variant beside it."""
+    return Path(cfg.data.demo_dir) / (f"{task_name}-context" if cfg.data.demo_context else task_name)
+
+
 def with_demo_features(cfg: GenieConfig) -> GenieConfig:
     """With the demo and no feature folder: each task's demo features (saved for decode)."""
     if cfg.data.dir is None and cfg.features.dir is None:
-        return replace(cfg, features=replace(cfg.features, dir=str(Path(cfg.data.demo_dir) / "{task}" / "features")))
+        return replace(cfg, features=replace(cfg.features, dir=str(demo_folder(cfg, "{task}") / "features")))
     return cfg
 
 
@@ -73,7 +79,8 @@ def load_task_data(cfg: GenieConfig, task: Task) -> TaskData:
     """A task's splits from `data.dir` (`data.dir/<task>/` in a multi-task run) or its demo,
     as record or instruction-format JSONL."""
     if cfg.data.dir is None:
-        build_demo(Path(cfg.data.demo_dir) / task.name, task.demo, seed=cfg.data.demo_seed,
+        spec = task.demo.with_context() if cfg.data.demo_context else task.demo
+        build_demo(demo_folder(cfg, task.name), spec, seed=cfg.data.demo_seed,
                    n_train=cfg.data.demo_train_tweets, feature_dim=cfg.features.dim,
                    noise_share=cfg.data.demo_noise_share)
     records, instructions, skipped = {}, {}, {}
@@ -96,7 +103,7 @@ def split_files(cfg: GenieConfig, task: Task) -> dict[str, Path]:
     """A task's train / dev / test files: its demo's, or under `data.dir` (`data.dir/<task>/` in a
     multi-task run)."""
     if cfg.data.dir is None:
-        data_dir = Path(cfg.data.demo_dir) / task.name
+        data_dir = demo_folder(cfg, task.name)
     else:
         data_dir = Path(cfg.data.dir) / (task.name if len(cfg.tasks) > 1 else "")
     return {split: data_dir / getattr(cfg.data, split) for split in SPLITS}
@@ -138,10 +145,11 @@ def _base_model(cfg: GenieConfig, parts: list[TaskData], tokenizer=None):
     labels = pointer_labels(cfg.target_format, task)
     if name in TINY_MODELS:
         if tokenizer is None:
-            texts = []
+            texts, context = [], ContextUse.from_config(cfg.data)
             for part in parts:
                 train, instructions = part.records["train"], part.instructions["train"]
-                texts += [source_text(part.task, r, i) for r, i in zip(train, instructions or [""] * len(train))]
+                texts += [source_text(part.task, r, i, context)
+                          for r, i in zip(train, instructions or [""] * len(train))]
                 if not labels:  # index targets never reach the tokenizer
                     texts += [part.task.linearize(r).text for r in train]
             trainer = train_t5_tokenizer if name == "tiny-t5" else train_bart_tokenizer

@@ -8,6 +8,7 @@ from functools import cached_property
 
 from genie.config import DecodeConfig
 from genie.constrained import TextConstraint, TokenText
+from genie.context import ContextUse, check_marker, context_counts
 from genie.errors import GenieError
 from genie.records import Record
 from genie.tasks import Parsed, Task
@@ -15,10 +16,11 @@ from genie.tasks import Parsed, Task
 FORMATS = ("text", "index")
 
 
-def source_text(task: Task, record: Record, instruction: str = "") -> str:
-    """The model's source: the task's text, after the instruction when there is one."""
+def source_text(task: Task, record: Record, instruction: str = "", context: ContextUse = ContextUse()) -> str:
+    """The model's source: the task's text, after the instruction when there is one, before the
+    context the run reads (`genie/context.py`)."""
     text = task.source_text(record)
-    return f"{instruction} {text}" if instruction else text
+    return (f"{instruction} {text}" if instruction else text) + context.text(record)
 
 
 def encode_target(tokenizer, text: str, slots: list[tuple[int, int]], max_length: int):
@@ -37,16 +39,45 @@ def encode_target(tokenizer, text: str, slots: list[tuple[int, int]], max_length
 
 
 class Targets:
-    """What both formats share: the task, the tokenizer, the length limits, and example lengths
-    for length-grouped batching (`genie/batching.py`)."""
+    """What both formats share: the task, the tokenizer, the length limits, the context the run
+    reads, the source, and example lengths for length-grouped batching (`genie/batching.py`)."""
 
-    def __init__(self, task: Task, tokenizer, max_source_length: int, max_target_length: int):
-        self.task, self.tokenizer = task, tokenizer
+    def __init__(self, task: Task, tokenizer, max_source_length: int, max_target_length: int,
+                 context: ContextUse = ContextUse()):
+        self.task, self.tokenizer, self.context = task, tokenizer, context
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
 
+    def encode_source(self, record: Record, instruction: str = "",
+                      offsets: bool = False) -> tuple[list[int], list, bool]:
+        """Source ids, the character offsets of the instruction's and tweet's tokens (`offsets`),
+        and whether the context was cut. The context's tokens come after the tweet's and before
+        the closing special token; they are cut first, the tweet only past `max_source_length`."""
+        enc = self.tokenizer(source_text(self.task, record, instruction), truncation=True,
+                             max_length=self.max_source_length, return_offsets_mapping=offsets)
+        ids, cut = enc["input_ids"], False
+        extra = self.context.text(record)
+        if extra:
+            ids, cut = self.context.fit(self.tokenizer, ids, extra, self.max_source_length)
+        return ids, enc["offset_mapping"] if offsets else [], cut
+
     def source_lengths(self, records: list[Record], instructions: list[str] | None = None) -> list[int]:
-        texts = [source_text(self.task, r, i) for r, i in zip(records, instructions or [""] * len(records))]
-        return self.token_counts(texts, self.max_source_length)
+        instructions = instructions or [""] * len(records)
+        lengths = self.token_counts([source_text(self.task, r, i) for r, i in zip(records, instructions)],
+                                    self.max_source_length)
+        for k, (record, instruction) in enumerate(zip(records, instructions)):
+            if self.context.pick(record):
+                lengths[k] = len(self.encode_source(record, instruction)[0])
+        return lengths
+
+    def context_report(self, records: list[Record], instructions: list[str] | None = None) -> dict:
+        """Records the model reads context for, per source, and how many had theirs cut; refuses
+        a tokenizer that cannot write the context marker."""
+        counts = context_counts(records, self.context)
+        if counts["with_context"]:
+            check_marker(self.tokenizer, getattr(self.tokenizer, "name_or_path", "") or "this model")
+            pairs = zip(records, instructions or [""] * len(records))
+            counts["cut"] = sum(self.encode_source(r, i)[2] for r, i in pairs if self.context.pick(r))
+        return counts
 
     def lengths(self, records: list[Record], instructions: list[str] | None = None) -> list[int]:
         """Source plus target tokens of each record (its gold target, every entity groundable)."""
@@ -68,11 +99,9 @@ class TextTargets(Targets):
     def encode(self, record: Record, groundable: list[bool], instruction: str = "") -> dict:
         """Model inputs and labels; `pools[i]` are the decoder positions of grounding slot i,
         which grounds entity `slot_entities[i]`."""
-        source = self.tokenizer(source_text(self.task, record, instruction), truncation=True,
-                                max_length=self.max_source_length)
         target = self.task.linearize(record, groundable)
         labels, pools = encode_target(self.tokenizer, target.text, target.slots, self.max_target_length)
-        return {"input_ids": source["input_ids"], "labels": labels, "pools": pools,
+        return {"input_ids": self.encode_source(record, instruction)[0], "labels": labels, "pools": pools,
                 "slot_entities": target.slot_entities}
 
     @cached_property
@@ -107,8 +136,9 @@ class IndexTargets(Targets):
     """H-Index pointer targets (`genie/tasks/index_format.py`): labels are indices, the source
     carries the position of each word's first sub-token, and decoding is grammar-constrained."""
 
-    def __init__(self, task: Task, tokenizer, max_source_length: int, max_target_length: int):
-        super().__init__(task, tokenizer, max_source_length, max_target_length)
+    def __init__(self, task: Task, tokenizer, max_source_length: int, max_target_length: int,
+                 context: ContextUse = ContextUse()):
+        super().__init__(task, tokenizer, max_source_length, max_target_length, context)
         self.format = task.index_format
         self.grammar = self.format.grammar
 
@@ -128,20 +158,21 @@ class IndexTargets(Targets):
 
     def source(self, record: Record, instruction: str = "") -> tuple[list[int], list[int]]:
         """Token ids of the source and the position of each tweet word's first sub-token (words
-        cut off by `max_source_length` get none, so they cannot be pointed at)."""
-        text = source_text(self.task, record, instruction)
-        enc = self.tokenizer(text, truncation=True, max_length=self.max_source_length, return_offsets_mapping=True)
+        cut off by `max_source_length` get none, so they cannot be pointed at; the context's
+        words are never pointed at)."""
+        ids, offsets, _ = self.encode_source(record, instruction, offsets=True)
+        text = source_text(self.task, record, instruction)  # without the context: what the offsets are into
         word_of_char = [-1] * len(text)
         position = len(text) - len(self.task.source_text(record))  # past the instruction
         for w, token in enumerate(record.tokens):
             word_of_char[position:position + len(token)] = [w] * len(token)
             position += len(token) + 1
         starts: list[int] = []
-        for j, (a, b) in enumerate(enc["offset_mapping"]):
+        for j, (a, b) in enumerate(offsets):
             word = next((word_of_char[c] for c in range(a, b) if word_of_char[c] >= 0), -1)
             if word == len(starts):
                 starts.append(j)
-        return enc["input_ids"], starts
+        return ids, starts
 
     def generate(self, model, batch: dict, records: list[Record], cfg: DecodeConfig,
                  encoded=None, lockstep=None) -> tuple[list[list[int]], list[dict]]:
@@ -178,6 +209,7 @@ def pointer_labels(target_format: str, task: Task) -> int:
     return len(task.index_format.grammar.specials) if target_format == "index" else 0
 
 
-def make_targets(target_format: str, task: Task, tokenizer, max_source_length: int, max_target_length: int):
+def make_targets(target_format: str, task: Task, tokenizer, max_source_length: int, max_target_length: int,
+                 context: ContextUse = ContextUse()):
     kind = IndexTargets if pointer_labels(target_format, task) else TextTargets
-    return kind(task, tokenizer, max_source_length, max_target_length)
+    return kind(task, tokenizer, max_source_length, max_target_length, context)

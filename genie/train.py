@@ -32,6 +32,7 @@ from transformers import AutoTokenizer, get_scheduler
 
 from genie.batching import EpochShuffle, LengthGroupedBatches
 from genie.config import GenieConfig
+from genie.context import ContextUse
 from genie.data import Collator, GenieDataset
 from genie.decode import decode_loader, predict
 from genie.distributed import full_size, load_weights
@@ -191,7 +192,7 @@ class Trainer:
     def _part(self, data: TaskData) -> Part:
         cfg = self.cfg
         targets = make_targets(cfg.target_format, data.task, self.tokenizer, cfg.model.max_source_length,
-                               cfg.model.max_target_length)
+                               cfg.model.max_target_length, ContextUse.from_config(cfg.data))
         sets = {split: GenieDataset(data.records[split], targets, data.features, cfg.features.zero,
                                     data.instructions[split]) for split in SPLITS}
         loaders = {split: decode_loader(sets[split], cfg.decode.batch_size) for split in ("dev", "test")}
@@ -244,6 +245,13 @@ class Trainer:
         say = self.accelerator.print
         for part in self.parts:
             say(f"{part.task.name}: " + " / ".join(f"{len(part.sets[s])} {s}" for s in SPLITS))
+        for part in self.parts:
+            for split, dataset in part.sets.items():
+                context = dataset.targets.context_report(dataset.records, dataset.instructions)
+                if context["with_context"]:
+                    sources = ", ".join(f"{k} {v}" for k, v in context["sources"].items())
+                    say(f"{part.task.name} {split}: context read for {context['with_context']} records ({sources}), "
+                        f"cut to fit in {context['cut']}")
         for part in self.data:
             for report in part.skipped.values():
                 say(f"{report['file']}: {report['skipped_lines']} bad line(s) skipped "

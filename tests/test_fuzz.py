@@ -30,11 +30,13 @@ from test_mre import LINES as MNRE_LINES
 
 from genie.cli import main
 from genie.config import load_config
+from genie.context import read_context_lines
 from genie.errors import GenieError
 from genie.feature_store import FeatureStore, build_store
 from genie.features import FeatureSource
 from genie.instructions import read_examples
-from genie.records import BadLines, Entity, Record, Relation, read_records
+from genie.posts import read_posts
+from genie.records import BadLines, Context, Entity, Record, Relation, read_records
 from genie.tasks import get_task
 
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None)
@@ -97,6 +99,9 @@ RECORDS = [
            [Entity(0, 1, "Obama", "per"), Entity(2, 3, "Acme", "org")], [Relation(0, 1, "member_of")]),
     # A prediction: said to be in the image with no region left to choose, and unreadable parts.
     Record("3", "gmner", ["Pak", "!"], "img3", [Entity(0, 1, "Pak", "LOC", in_image=True)], unreadable=2),
+    # Auxiliary context after the tweet (genie/context.py).
+    Record("4", "mner", ["Kraido", "rocks"], "img4", [Entity(0, 1, "Kraido", "PER")],
+           context=[Context("llm", "Kraido is a singer"), Context("caption", "a man on a stage")]),
 ]
 
 
@@ -120,6 +125,21 @@ def test_record_and_instruction_readers(data):
             skipped = BadLines()
             rows = read(path, skipped)  # skipping: never an error for a line's content
             assert len(rows[0] if isinstance(rows, tuple) else rows) + skipped.count <= len(original.split(b"\n"))
+
+
+CONTEXT_LINES = (b'{"id": "1", "source": "llm", "text": "Messi is a football player"}\n'
+                 b'{"id": 2, "source": "caption", "text": "a man shaking hands"}\n')
+POSTS = (b'{"id": "a", "text": "Kraido rocks", "image": "a.jpg", "context": [{"source": "llm", "text": "a singer"}]}\n'
+         b"Messi in Paris\n")
+
+
+@FUZZ
+@given(st.data())
+def test_context_and_post_readers(data):
+    with tempfile.TemporaryDirectory() as tmp:
+        for original, read in ((CONTEXT_LINES, read_context_lines), (POSTS, read_posts)):
+            path = rewrite(Path(tmp) / "data.jsonl", data.draw(mutated(original)))
+            assert_clean(lambda: read(path), path, lines=read is read_context_lines)
 
 
 # --- data builders ----------------------------------------------------------------------------------
@@ -260,11 +280,12 @@ def test_config_files(data):
 
 KEYS = ["train.epochs", "train.learning_rate", "train.batch_size", "data.demo_noise_share", "model.heads",
         "model.dropout", "features.max_regions", "decode.num_beams", "regularizers.alignment", "train.on_nonfinite",
-        "train", "train.epochs.x", "nosuch", "model.d_model", "peft.target_modules", "data.on_bad_line"]
+        "train", "train.epochs.x", "nosuch", "model.d_model", "peft.target_modules", "data.on_bad_line",
+        "data.context", "data.max_context_tokens"]
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.sampled_from(KEYS), st.sampled_from(SWAPS + ["2", "0.5", "skip", "cag", "- a"])),
+@given(st.lists(st.tuples(st.sampled_from(KEYS), st.sampled_from(SWAPS + ["2", "0.5", "skip", "cag", "- a", "llm,caption", "a|b"])),
                 max_size=3))
 def test_config_overrides(pairs):
     overrides = [f"{key}={value}" for key, value in pairs]
@@ -279,7 +300,7 @@ def test_config_overrides(pairs):
 WORDS = ["convert", "train", "decode", "evaluate", "features", "build", "verify", "--task", "gmner", "mner", "all",
          "--source", "--split", "train", "--out", "--config", "--checkpoint", "--input", "--output", "--gold", "--pred",
          "--max-regions", "-3", "x", "--src", "--format", "instruction", "--dtype", "float8", "train.epochs=0",
-         "--on-bad-line", "skip", "nosuch", "--help"]
+         "--on-bad-line", "skip", "nosuch", "--help", "--context"]
 
 
 @FUZZ

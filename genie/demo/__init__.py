@@ -22,7 +22,7 @@ from genie.demo.relations import RelationDemo
 from genie.demo.world import Tweet, World
 from genie.errors import GenieError
 from genie.io import atomic_folder, atomic_write
-from genie.records import Entity, Record, Relation, write_records
+from genie.records import Context, Entity, Record, Relation, write_records
 from genie.region_extraction import FORMAT, MANIFEST
 from genie.region_extraction import VERSION as EXTRACTION_VERSION
 
@@ -34,6 +34,11 @@ class DemoSpec(Protocol):
     keys: tuple
     names_per_key: int
     boxes: bool
+
+    @property
+    def name_keys(self) -> tuple: ...  # the keys names are made for (`keys`, and a variant's own)
+
+    def with_context(self) -> DemoSpec: ...  # the context variant (data.demo_context), or GenieError
 
     def tweet(self, world: World) -> Tweet: ...
 
@@ -64,7 +69,7 @@ def build_demo(out_dir: str | Path, spec: DemoSpec, seed: int = 0, n_train: int 
                 pass  # an unreadable stamp just means: rebuild
             stamp.unlink()  # a half-finished rebuild must not look complete
         with atomic_folder(out_dir / "features") as tmp_features:
-            world = World(seed, list(spec.keys), spec.names_per_key, feature_dim, max_boxes, noise_share,
+            world = World(seed, list(spec.name_keys), spec.names_per_key, feature_dim, max_boxes, noise_share,
                           tmp_features)
             _write_origin(tmp_features, feature_dim, max_boxes, seed)
             counts, index = {}, 0
@@ -108,7 +113,8 @@ def _record(spec: DemoSpec, world: World, record_id: str, image_id: str) -> Reco
                        [list(b) for b in gold.get(m.name, [])] if spec.boxes else [], fine_type=m.key[1])
                 for m in tweet.mentions]
     relations = [Relation(head, tail, label) for head, tail, label in tweet.relations]
-    return Record(record_id, spec.task, tweet.tokens, image_id, entities, relations)
+    return Record(record_id, spec.task, tweet.tokens, image_id, entities, relations,
+                  context=[Context(source, text) for source, text in tweet.context])
 
 
 __all__ = ["DemoSpec", "EntityDemo", "RelationDemo", "build_demo"]

@@ -11,7 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from genie.demo.world import NEUTRAL, Mention, Tweet, World, assemble
+from genie.demo.world import (
+    NEUTRAL,
+    Mention,
+    Tweet,
+    World,
+    assemble,
+    no_context_variant,
+)
 from genie.labels import MNRE_RELATIONS, RELATION_TYPES, split_path
 
 TRIGGERS = {
@@ -72,6 +79,13 @@ class RelationDemo:
     boxes: bool = False
     none_share: float = 0.35  # MRE pairs in no relation
     stray_share: float = 0.3  # tweets with an extra name in no relation
+
+    @property
+    def name_keys(self) -> tuple:
+        return self.keys
+
+    def with_context(self) -> RelationDemo:
+        raise no_context_variant(self.task)
 
     def tweet(self, world: World) -> Tweet:
         py = world.py

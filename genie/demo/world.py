@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genie.errors import GenieError
+
 PROTOTYPE_NORM = 3.0
 FILLER = """the a to and of is in on at for with my this that it be so just not you we they
 was are have has will can get got new good great day today night time now love like
@@ -26,6 +28,11 @@ NEUTRAL = ("{}", "{}", "{}", "and {}", "about {}", "{} !", "love {}", "#tbt {}")
 ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "st", "tr")
 VOWELS = ("a", "e", "i", "o", "u", "ai", "ea")
 CODAS = ("", "", "", "n", "r", "s", "l", "m")
+
+
+def no_context_variant(task: str) -> GenieError:
+    return GenieError(f"the {task} demo has no context variant (data.demo_context=true): the mner and gmner demos "
+                      "have one")
 
 
 @dataclass
@@ -44,6 +51,7 @@ class Tweet:
     tokens: list[str]
     mentions: list[Mention]
     relations: list[tuple[int, int, str]] = field(default_factory=list)  # (head, tail, label)
+    context: list[tuple[str, str]] = field(default_factory=list)  # (source, text): what the tweet lacks
 
 
 def make_names(rng: random.Random, keys: list[tuple[str, str | None]], per_key: int) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from genie.data_builders.gmner import build_gmner
 from genie.demo import EntityDemo
-from genie.demo.entities import GMNER_CONTEXTS
+from genie.demo.entities import GMNER_CONTEXTS, HINTS
 from genie.eval.gmner import gmner_report
 from genie.labels import NER_WORDS
 from genie.tasks.base import register
@@ -24,7 +24,7 @@ class GMNER(EntityTextTask):
     phrases = type_phrases({t: NER_WORDS[t] for t in TYPES})
     label_words = tuple(NER_WORDS[t] for t in TYPES)
     index_format = EntityIndexFormat(TYPES, grounded=True)
-    demo = EntityDemo("gmner", tuple((t, None) for t in TYPES), GMNER_CONTEXTS)
+    demo = EntityDemo("gmner", tuple((t, None) for t in TYPES), GMNER_CONTEXTS, hints=HINTS)
 
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from genie.data_builders.mner import build_mner
 from genie.demo import EntityDemo
-from genie.demo.entities import GMNER_CONTEXTS
+from genie.demo.entities import GMNER_CONTEXTS, HINTS
 from genie.eval.mner import evaluate_mner
 from genie.labels import NER_TYPES, NER_WORDS
 from genie.tasks.base import register
@@ -23,7 +23,7 @@ class MNER(EntityTextTask):
     label_words = tuple(NER_WORDS[t] for t in NER_TYPES)
     index_format = EntityIndexFormat(NER_TYPES, grounded=False)
     # The GMNER demo's tweets without their boxes (the image is still model input).
-    demo = EntityDemo("mner", tuple((t, None) for t in GMNER_CONTEXTS), GMNER_CONTEXTS, boxes=False)
+    demo = EntityDemo("mner", tuple((t, None) for t in GMNER_CONTEXTS), GMNER_CONTEXTS, boxes=False, hints=HINTS)
 
 
 
