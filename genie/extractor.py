@@ -136,6 +136,7 @@ class Extractor:
         cfg = self.cfg
         targets = make_targets(cfg.target_format, task, self.tokenizer, cfg.model.max_source_length,
                                cfg.model.max_target_length, ContextUse.from_config(cfg.data))
+        targets.check_decoding(cfg.decode)
         features.check(r.image_id for r in records)
         dataset = GenieDataset(records, targets, features, cfg.features.zero, instructions_for(cfg, task, records, given))
         targets.context_report(records, dataset.instructions)  # refuses a tokenizer that cannot write the marker

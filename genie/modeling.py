@@ -29,6 +29,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import BaseModelOutput
 
+from genie.backbones import decoder_stack, hidden_size
 from genie.config import ModelConfig, RegularizersConfig
 from genie.config import PeftConfig as PeftSettings
 from genie.distributed import Lockstep, gathered
@@ -107,7 +108,7 @@ class GenieModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.feature_dim = feature_dim
-        d_model = backbone.config.d_model
+        d_model = hidden_size(backbone.config)
         self.regions = RegionEncoder(feature_dim, d_model, dropout)
         self.grounding = GroundingHead(d_model)
         self.pointer = None
@@ -162,7 +163,7 @@ class GenieModel(nn.Module):
         # Decoder position j is fed index j-1, as for text (labels shifted right).
         inputs = torch.cat([self.pointer.start(len(labels)),
                             self.pointer.inputs(labels[:, :-1].clamp(min=0), words)], 1)
-        states = self.backbone.get_decoder()(inputs_embeds=inputs, encoder_hidden_states=encoder_states,
+        states = decoder_stack(self.backbone)(inputs_embeds=inputs, encoder_hidden_states=encoder_states,
                                              encoder_attention_mask=mask, use_cache=False).last_hidden_state
         logits = self.pointer.logits(states, words, batch["word_mask"])
         return states, F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
@@ -230,7 +231,7 @@ class GenieModel(nn.Module):
         ZeRO-3 (`constrained_search`)."""
         encoder_states, mask, _, _ = encoded or self.encode(batch)
         per_hypothesis = [encoder_states, mask, self.words(batch, encoder_states), batch["word_mask"]]
-        decoder, cache = self.backbone.get_decoder(), None
+        decoder, cache = decoder_stack(self.backbone), None
 
         def step(last: torch.Tensor | None) -> torch.Tensor:
             nonlocal cache

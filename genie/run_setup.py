@@ -9,6 +9,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
+from genie.backbones import SIZES, check_lengths, size
 from genie.config import GenieConfig, RegularizersConfig
 from genie.context import ContextUse
 from genie.demo import build_demo
@@ -161,19 +162,16 @@ def _base_model(cfg: GenieConfig, parts: list[TaskData], tokenizer=None):
         return AutoTokenizer.from_pretrained(name), load_checkpoint(name, cfg, task)
     tokenizer, backbone = load_pretrained(name)
     _warn_ignored_sizes(cfg, backbone.config)
+    check_lengths(backbone.config, name, cfg.model.max_source_length, cfg.features.max_regions,
+                  cfg.model.max_target_length)
     return tokenizer, GenieModel(backbone, cfg.features.dim, cfg.model.dropout, labels, cfg.regularizers)
-
-
-# The tiny-model sizes, and where a pretrained backbone's config keeps them (T5 / BART names).
-SIZES = {"d_model": ("d_model",), "layers": ("num_layers", "encoder_layers"),
-         "heads": ("num_heads", "encoder_attention_heads"), "d_ff": ("d_ff", "encoder_ffn_dim")}
 
 
 def _warn_ignored_sizes(cfg: GenieConfig, config) -> None:
     """A pretrained backbone keeps its own sizes: say so when the config asks for other ones."""
     differ = []
-    for key, names in SIZES.items():
-        actual = next((getattr(config, n) for n in names if isinstance(getattr(config, n, None), int)), None)
+    for key in SIZES:
+        actual = size(config, key)
         if actual is not None and actual != getattr(cfg.model, key):
             differ.append(f"model.{key}={getattr(cfg.model, key)} (it has {actual})")
     if differ:

@@ -11,6 +11,7 @@ from genie.constrained import TextConstraint, TokenText
 from genie.context import ContextUse, check_marker, context_counts
 from genie.errors import GenieError
 from genie.records import Record
+from genie.surface import Surface
 from genie.tasks import Parsed, Task
 
 FORMATS = ("text", "index")
@@ -86,6 +87,9 @@ class Targets:
     def target_lengths(self, records: list[Record]) -> list[int]:
         raise NotImplementedError
 
+    def check_decoding(self, cfg: DecodeConfig) -> None:
+        """Refuses decode settings the format cannot follow with this tokenizer (none by default)."""
+
     def token_counts(self, texts: list[str], max_length: int) -> list[int]:
         return [len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
 
@@ -93,14 +97,32 @@ class Targets:
 class TextTargets(Targets):
     """Targets as text: the backbone's tokenizer, LM head and `generate`."""
 
+    @cached_property
+    def surface(self) -> Surface:
+        return Surface(self.tokenizer)
+
     def target_lengths(self, records: list[Record]) -> list[int]:
-        return self.token_counts([self.task.linearize(r).text for r in records], self.max_target_length)
+        texts = [self.surface.escape(self.task.linearize(r).text)[0] for r in records]
+        return self.token_counts(texts, self.max_target_length)
+
+    def encode_target(self, text: str, slots: list[tuple[int, int]]) -> tuple[list[int], list[list[int]]]:
+        """`encode_target` of the task's text as the tokenizer must read it (`Surface.escape`)."""
+        return encode_target(self.tokenizer, *self.surface.escape(text, slots), self.max_target_length)
+
+    def check_decoding(self, cfg: DecodeConfig) -> None:
+        """Constrained decoding writes the task's own text byte by byte: a tokenizer that changes it
+        (lower case, split punctuation) cannot."""
+        if cfg.constrained and self.surface.lossy:
+            name = getattr(self.tokenizer, "name_or_path", "") or "this model"
+            raise GenieError(f"the tokenizer of {name} does not give text back as written (lower case, split "
+                             "punctuation), which constrained decoding needs: set decode.constrained=false, or "
+                             "use target_format=index")
 
     def encode(self, record: Record, groundable: list[bool], instruction: str = "") -> dict:
         """Model inputs and labels; `pools[i]` are the decoder positions of grounding slot i,
         which grounds entity `slot_entities[i]`."""
         target = self.task.linearize(record, groundable)
-        labels, pools = encode_target(self.tokenizer, target.text, target.slots, self.max_target_length)
+        labels, pools = self.encode_target(target.text, target.slots)
         return {"input_ids": self.encode_source(record, instruction)[0], "labels": labels, "pools": pools,
                 "slot_entities": target.slot_entities}
 
@@ -120,6 +142,7 @@ class TextTargets(Targets):
                                    encoded=encoded, lockstep=lockstep)
         # No clean-up of spaces: it would turn a tweet's "Pak ." into "Pak.".
         texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        texts = [self.surface.restore(text, self.task, record) for text, record in zip(texts, records)]
         if constraint is None:
             return texts, [{} for _ in records]
         return texts, [{"unwritable_words": g.unwritable_words, "dead_ends": d}
@@ -129,7 +152,7 @@ class TextTargets(Targets):
         return self.task.parse(output, record)
 
     def reread(self, output: str, parsed: Parsed) -> tuple[list[int], list[list[int]]]:
-        return encode_target(self.tokenizer, output, parsed.slots, self.max_target_length)
+        return self.encode_target(output, parsed.slots)
 
 
 class IndexTargets(Targets):
@@ -167,12 +190,15 @@ class IndexTargets(Targets):
         for w, token in enumerate(record.tokens):
             word_of_char[position:position + len(token)] = [w] * len(token)
             position += len(token) + 1
-        starts: list[int] = []
+        first: dict[int, int] = {}
         for j, (a, b) in enumerate(offsets):
             word = next((word_of_char[c] for c in range(a, b) if word_of_char[c] >= 0), -1)
-            if word == len(starts):
-                starts.append(j)
-        return ids, starts
+            if word >= 0:
+                first.setdefault(word, j)
+        # A word the tokenizer writes no token for (BERT drops U+FE0F, the emoji variation selector)
+        # shares the next word's first sub-token, so later words keep their indices.
+        last = max(first, default=-1)
+        return ids, [first[w] if w in first else first[min(v for v in first if v > w)] for w in range(last + 1)]
 
     def generate(self, model, batch: dict, records: list[Record], cfg: DecodeConfig,
                  encoded=None, lockstep=None) -> tuple[list[list[int]], list[dict]]:

@@ -193,6 +193,7 @@ class Trainer:
         cfg = self.cfg
         targets = make_targets(cfg.target_format, data.task, self.tokenizer, cfg.model.max_source_length,
                                cfg.model.max_target_length, ContextUse.from_config(cfg.data))
+        targets.check_decoding(cfg.decode)
         sets = {split: GenieDataset(data.records[split], targets, data.features, cfg.features.zero,
                                     data.instructions[split]) for split in SPLITS}
         loaders = {split: decode_loader(sets[split], cfg.decode.batch_size) for split in ("dev", "test")}
