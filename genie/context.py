@@ -54,13 +54,12 @@ class ContextUse:
     def text(self, record: Record) -> str:
         return context_suffix(self.pick(record))
 
-    def fit(self, tokenizer, main: list[int], context: str, max_length: int) -> tuple[list[int], bool]:
+    def fit(self, tokenizer, main: list[int], context: str, max_length: int, closing: int) -> tuple[list[int], bool]:
         """`main` (the instruction and tweet, tokenised with special tokens and cut to
-        `max_length`) with the context's tokens inserted before its closing special tokens: at
-        most `max_tokens` of them and what room `max_length` leaves. Returns the ids and whether
-        the context was cut."""
+        `max_length`) with the context's tokens inserted before its `closing` special tokens
+        (`closing_specials`): at most `max_tokens` of them and what room `max_length` leaves.
+        Returns the ids and whether the context was cut."""
         ids = tokenizer(context, add_special_tokens=False)["input_ids"]
-        closing = _closing_specials(tokenizer)
         room = max(min(self.max_tokens, max_length - len(main)), 0)
         cut = len(main) - closing
         return main[:cut] + ids[:room] + main[cut:], len(ids) > room
@@ -71,7 +70,7 @@ def context_suffix(contexts: list[Context]) -> str:
     return "".join(f" {MARKER} {c.source}: {c.text}" for c in contexts)
 
 
-def _closing_specials(tokenizer) -> int:
+def closing_specials(tokenizer) -> int:
     """How many special tokens the tokenizer puts after a text (T5's and BART's </s>: 1)."""
     framed, bare = tokenizer("a")["input_ids"], tokenizer("a", add_special_tokens=False)["input_ids"]
     start = next(i for i in range(len(framed)) if framed[i:i + len(bare)] == bare)

@@ -8,7 +8,7 @@ from functools import cached_property
 
 from genie.config import DecodeConfig
 from genie.constrained import TextConstraint, TokenText
-from genie.context import ContextUse, check_marker, context_counts
+from genie.context import ContextUse, check_marker, closing_specials, context_counts
 from genie.errors import GenieError
 from genie.records import Record
 from genie.surface import Surface
@@ -48,6 +48,11 @@ class Targets:
         self.task, self.tokenizer, self.context = task, tokenizer, context
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
 
+    @cached_property
+    def closing_specials(self) -> int:
+        """Once per tokenizer, not per record: where the context goes in every source."""
+        return closing_specials(self.tokenizer)
+
     def encode_source(self, record: Record, instruction: str = "",
                       offsets: bool = False) -> tuple[list[int], list, bool]:
         """Source ids, the character offsets of the instruction's and tweet's tokens (`offsets`),
@@ -58,7 +63,7 @@ class Targets:
         ids, cut = enc["input_ids"], False
         extra = self.context.text(record)
         if extra:
-            ids, cut = self.context.fit(self.tokenizer, ids, extra, self.max_source_length)
+            ids, cut = self.context.fit(self.tokenizer, ids, extra, self.max_source_length, self.closing_specials)
         return ids, enc["offset_mapping"] if offsets else [], cut
 
     def source_lengths(self, records: list[Record], instructions: list[str] | None = None) -> list[int]:
