@@ -168,6 +168,12 @@ class TrainConfig:
     mixed_precision: str = choice("no", "fp16", "bf16")
     seed: int = 42
     eval_every_epochs: int = bounded(4, 1)
+    # Early stopping: stop after this many dev evaluations in a row without an improvement of more
+    # than min_delta (headline F1 points) over the best so far (0: never; every epoch runs). The
+    # best dev checkpoint is selected as without it. Neither key is part of the run's identity:
+    # they decide where a run stops, not what it trains up to there (docs/training.md).
+    patience: int = bounded(0, 0)
+    min_delta: float = bounded(0.0, 0.0)
     checkpoint_every_steps: int = bounded(0, 0)  # 0: one checkpoint per epoch
     keep_checkpoints: int = bounded(1, 1)  # the newest N are kept
     resume: bool = True  # the same run in output_dir (same config, data, processes): continue it

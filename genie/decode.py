@@ -62,7 +62,7 @@ def _records(model, dataset: GenieDataset, collate: Collator, batch: dict, sourc
     boxes = _ground(model, dataset, collate, batch, outputs, parsed, encoded, lockstep)
     out = []
     for row, (index, source, p, counts) in enumerate(zip(batch["index"].tolist(), sources, parsed, generated)):
-        stats = {"malformed": p.malformed, "unmatched": p.unmatched, "ungrounded_slots": 0, **counts,
+        stats = {"malformed": p.malformed, "unmatched": p.unmatched, "repeated": p.repeated, "ungrounded_slots": 0, **counts,
                  **_context_stats(dataset, index, source)}
         entities = [replace(e, boxes=[]) for e in p.entities]
         for slot, k in enumerate(p.slot_entities):

@@ -2,7 +2,8 @@
 span, the kind of each error, the type confusion on matched spans, and how predicted boxes fare.
 
 Error kinds (a post may have several):
-- missed: a gold span no prediction has; spurious: a predicted span gold does not have;
+- missed: a gold span no prediction has; spurious: a predicted span gold does not have, or a
+  repeat of a span already predicted in the post (only the first one is matched with gold);
 - wrong_type: a matched span with another type (the fine type too, where the task has one);
 - wrong_groundability: a matched span said to be in the image when it is not, or the reverse;
 - wrong_box: both in the image, and the predicted box overlaps every gold box below IoU 0.5;
@@ -71,7 +72,9 @@ def analyse(gold: list[Record], pred: list[Record]) -> Analysis:
     for gold_record, pred_record in pairs:
         pred_record = pred_record or Record(gold_record.id, gold_record.task, gold_record.tokens, gold_record.image_id)
         post = Post(gold_record, pred_record)
-        predicted = {e.span: (k, e) for k, e in enumerate(pred_record.entities)}
+        predicted: dict[tuple[int, int], tuple[int, Entity]] = {}
+        for k, e in enumerate(pred_record.entities):
+            predicted.setdefault(e.span, (k, e))  # the first prediction of a span; a repeat is spurious
         matched = set()
         for k, entity in enumerate(gold_record.entities):
             if entity.span not in predicted:
@@ -79,7 +82,7 @@ def analyse(gold: list[Record], pred: list[Record]) -> Analysis:
                 post.kinds["missed"] += 1
                 continue
             j, guess = predicted[entity.span]
-            matched.add(entity.span)
+            matched.add(j)
             confusion[(_type(entity), _type(guess))] += 1
             kind = "ok"
             if _type(guess) != _type(entity):
@@ -96,8 +99,8 @@ def analyse(gold: list[Record], pred: list[Record]) -> Analysis:
             post.status[("gold", k)] = post.status[("pred", j)] = kind
             if kind != "ok":
                 post.kinds[kind] += 1
-        for j, guess in enumerate(pred_record.entities):
-            if guess.span not in matched:
+        for j in range(len(pred_record.entities)):
+            if j not in matched:
                 post.status[("pred", j)] = "spurious"
                 post.kinds["spurious"] += 1
         if _relations(gold_record) != _relations(pred_record):

@@ -40,23 +40,28 @@ class Field:
 @dataclass(frozen=True)
 class State:
     """Where a prefix is: the field being filled, the first and last word of an open span (or
-    -1), and the values of the current unit's finished fields (spans as (start, end))."""
+    -1), the values of the current unit's finished fields (spans as (start, end)), and the first
+    word a next unit may start at (`Grammar.ordered`)."""
 
     field: int = 0
     first: int = -1
     last: int = -1
     values: tuple[tuple[str, str | tuple[int, int]], ...] = ()
     done: bool = False
+    floor: int = 0
 
 
 class Grammar:
     """`distinct`, two (span field, label field) pairs of a unit that must not be equal (the
-    head and tail entity of a triple)."""
+    head and tail entity of a triple). `ordered`: each unit starts at a later word than the one
+    before (entities in text order, one per start word), so no span is written twice: a
+    prediction is a set, and an undertrained model cannot name "Madrid" six times."""
 
-    def __init__(self, fields: tuple[Field, ...], distinct: tuple[tuple[str, str], tuple[str, str]] | None = None):
+    def __init__(self, fields: tuple[Field, ...], distinct: tuple[tuple[str, str], tuple[str, str]] | None = None,
+                 ordered: bool = False):
         if not fields or not fields[0].is_span:
             raise ValueError("a unit starts with a span field")
-        self.fields, self.distinct = fields, distinct
+        self.fields, self.distinct, self.ordered = fields, distinct, ordered
         self.specials: list[str] = [END]
         for f in fields:
             for label in f.labels:
@@ -87,8 +92,10 @@ class Grammar:
         return labels
 
     # -- the automaton ---------------------------------------------------------------------
-    def advance(self, state: State, index: int) -> State | None:
-        """The state after `index`, or None when `index` is not allowed here."""
+    def advance(self, state: State, index: int, keep_order: bool = True) -> State | None:
+        """The state after `index`, or None when `index` is not allowed here. The parser reads
+        with `keep_order` false: a unit out of order is read (and an exact repeat dropped by
+        `Parsed.as_set`), not counted malformed."""
         if state.done:
             return None
         n_special = len(self.specials)
@@ -99,11 +106,17 @@ class Grammar:
             word = index - n_special
             if not f.is_span or (state.last >= 0 and word != state.last + 1):
                 return None
-            return State(state.field, word if state.first < 0 else state.first, word, state.values)
+            floor = state.floor
+            if state.field == 0 and state.last < 0:  # a unit's first word
+                if word < floor and keep_order:
+                    return None
+                floor = word + 1 if self.ordered else 0
+            return State(state.field, word if state.first < 0 else state.first, word, state.values, floor=floor)
         if f.is_span:  # a label closes the open span, then fills the next field
             if state.last < 0 or state.field + 1 == len(self.fields):
                 return None
-            state = State(state.field + 1, values=state.values + ((f.name, (state.first, state.last + 1)),))
+            state = State(state.field + 1, values=state.values + ((f.name, (state.first, state.last + 1)),),
+                          floor=state.floor)
             f = self.fields[state.field]
             if f.is_span:
                 return None
@@ -113,8 +126,8 @@ class Grammar:
             return None
         values = state.values + ((f.name, label),)
         if state.field + 1 == len(self.fields):
-            return State()
-        return State(state.field + 1, values=values)
+            return State(floor=state.floor)
+        return State(state.field + 1, values=values, floor=state.floor)
 
     def tensors(self, device) -> TensorGrammar:
         """The grammar as tensors for decoding (genie/tensor_grammar.py), built once per device;
@@ -130,7 +143,13 @@ class Grammar:
         """Indices of `units` (field name -> span or label) and the position of each unit's
         in-the-image marker (-1 when it has none or is not in the image)."""
         indices, markers = [], []
+        floor = 0
         for unit in units:
+            start = unit[self.fields[0].name][0]
+            if start < floor:
+                raise GenieError(f"two entities start at word {start} (or out of text order): index targets "
+                                 f"name one entity per start word, in text order; use target_format=text")
+            floor = start + 1 if self.ordered else 0
             marker = -1
             for f in self.fields:
                 value = unit[f.name]
@@ -153,12 +172,12 @@ class Grammar:
         units, malformed, broken = [], 0, False
         state, unit, marker = State(), {}, -1
         for pos, index in enumerate(indices):
-            after = self.advance(state, index)
+            after = self.advance(state, index, keep_order=False)
             if after is None:
                 malformed += not broken
                 broken = True
                 state, unit, marker = State(), {}, -1
-                after = self.advance(state, index)
+                after = self.advance(state, index, keep_order=False)
                 if after is None:
                     continue
             broken = False

@@ -24,10 +24,11 @@ REPLACED = ".replaced"  # a run that train.overwrite=true replaces, kept until t
 LOCK, OWNER = ".lock", ".lock.pid"
 OWN = {LOCK, OWNER, REPLACED}
 # Config keys that cannot change what a run computes: where it writes, whether and how often it
-# checkpoints, and how batches are loaded or decoded (predictions do not depend on the batch).
+# checkpoints, how batches are loaded or decoded (predictions do not depend on the batch), and
+# when it stops early (the steps up to the stop are the same whatever the patience).
 UNSHAPING = {"train.output_dir", "train.resume", "train.overwrite", "train.checkpoint_every_steps",
              "train.keep_checkpoints", "train.report_to", "decode.batch_size", "data.num_workers", "data.demo_dir",
-             "schema"}
+             "train.patience", "train.min_delta", "schema"}
 
 
 def default_output_dir(cfg: GenieConfig) -> str:

@@ -154,7 +154,7 @@ class TextTargets(Targets):
                        for g, d in zip(constraint.grammars, constraint.dead_ends)]
 
     def parse(self, output: str, record: Record) -> Parsed:
-        return self.task.parse(output, record)
+        return self.task.parse(output, record).as_set()
 
     def reread(self, output: str, parsed: Parsed) -> tuple[list[int], list[list[int]]]:
         return self.encode_target(output, parsed.slots)
@@ -212,7 +212,7 @@ class IndexTargets(Targets):
         return sequences, [{} for _ in records]
 
     def parse(self, output: list[int], record: Record) -> Parsed:
-        return self.format.parse(output, record)
+        return self.format.parse(output, record).as_set()
 
     def reread(self, output: list[int], parsed: Parsed) -> tuple[list[int], list[list[int]]]:
         return output, marker_pools(parsed.slots, len(output))

@@ -4,8 +4,9 @@ quarter of a tiny model's greedy decoding time, and more with beams.
 
 A hypothesis's state is a row of integers (the columns below): the field being filled, the first
 and last word of its open span (-1: none), an id of the unit's label values that later fields
-depend on (`Field.given`, the label of the first `distinct` pair) and the bounds of the unit's
-two `distinct` spans (-1 until written; an open one is kept up to date). Whether a label fits,
+depend on (`Field.given`, the label of the first `distinct` pair), the bounds of the unit's
+two `distinct` spans (-1 until written; an open one is kept up to date) and the first word a
+next unit may start at (`Grammar.ordered`; 0 otherwise). Whether a label fits,
 and the next values id after it, are looked up in tables built once per grammar and device
 from the grammar's own `labels_of`; so is whether the rest of a unit still fits the length
 budget, per budget up to the longest unit.
@@ -20,9 +21,10 @@ import torch
 from genie.index_grammar import Grammar, State
 
 # A state's columns: field, first, last, values id, then the start and end of the first
-# `distinct` span and of the second.
-EMPTY = (0, -1, -1, 0, -1, -1, -1, -1)
+# `distinct` span and of the second, then the floor.
+EMPTY = (0, -1, -1, 0, -1, -1, -1, -1, 0)
 SPANS = slice(4, 8)
+FLOOR = 8
 
 
 class TensorGrammar:
@@ -99,16 +101,16 @@ class TensorGrammar:
     def allowed(self, states: torch.Tensor, n_words: torch.Tensor, budget: int, width: int) -> torch.Tensor:
         """(rows, specials + width) bool: the indices each state may take next so that its
         sequence can still end within `budget` indices (the next one included). Words are a
-        range: from `last + 1` (0 with no open span) to `n_words`, or only that one word when a
+        range: from `last + 1` (the floor with no open span) to `n_words`, or only that one word when a
         span is open (spans are consecutive words); none in a label field."""
         budget = max(0, min(budget, self.longest))
-        field, _, last, values, *spans = states.unbind(1)
+        field, _, last, values, *spans, floor = states.unbind(1)
         opened = last >= 0
         key = ((field * 2 + opened) * len(self.combos) + values) * 2
         if self.pairs:
             key = key + ((spans[0] >= 0) & (spans[0] == spans[2]) & (spans[1] == spans[3]))
         labels = self.labels[budget].index_select(0, key)
-        start = last + 1
+        start = torch.where(opened, last + 1, floor)
         stop = torch.where(opened, start + 1, n_words).minimum(n_words) * self.word_fits[budget].index_select(0, field)
         position = torch.arange(width, device=self.device)
         words = (position >= start[:, None]) & (position < stop[:, None])
@@ -116,9 +118,11 @@ class TensorGrammar:
 
     def advance(self, states: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """The states after `indices`, each one allowed (never the end label)."""
-        field, first, last, values, _, _, _, _ = states.unbind(1)
+        field, first, last, values, _, _, _, _, floor = states.unbind(1)
         is_word, word = indices >= self.n_special, indices - self.n_special
         opened = last >= 0
+        if self.grammar.ordered:  # a unit's first word raises the floor past it
+            floor = torch.where(is_word & ~opened & (field == 0), word + 1, floor)
         filled = field + opened  # the field a label fills
         values_after = self.next_values[filled % self.n_fields, values, indices.clamp(max=self.n_special - 1)]
         first = torch.where(is_word, torch.where(opened, first, word), -1)
@@ -131,4 +135,4 @@ class TensorGrammar:
             new_unit = ~is_word & (filled + 1 == self.n_fields)
             spans = (torch.where(growing[..., None], torch.stack([first, last + 1], 1)[:, None], spans.view(-1, 2, 2))
                      .masked_fill(new_unit[:, None, None], -1).flatten(1))
-        return torch.cat([after, spans], 1)
+        return torch.cat([after, spans, floor[:, None]], 1)

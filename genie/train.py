@@ -13,7 +13,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -70,7 +70,10 @@ class LoopState:
     step_in_epoch: int = 0
     completed_steps: int = 0
     best_metric: float = -1.0
+    best_epoch: int = 0
     skipped_steps: int = 0  # optimizer steps left out for a NaN or inf (train.on_nonfinite=skip)
+    dev_scores: list = field(default_factory=list)  # every evaluation's dev score, for early stopping
+    stopped_early: bool = False
 
     def state_dict(self) -> dict:
         return dict(self.__dict__)
@@ -266,7 +269,7 @@ class Trainer:
         state, train = self.state, self.cfg.train
         with tqdm(total=self.total_steps, initial=state.completed_steps, desc="train",
                   disable=not self.accelerator.is_local_main_process) as progress:  # closed on an interrupt too
-            while state.epoch < train.epochs and state.completed_steps < self.total_steps:
+            while state.epoch < train.epochs and state.completed_steps < self.total_steps and not state.stopped_early:
                 self.model.train()
                 self.train_loader.set_epoch(state.epoch)
                 loader = self.train_loader
@@ -341,9 +344,19 @@ class Trainer:
             f"{part.task.headline} F1 {f1:.2f}" for part, f1 in zip(self.parts, scores.values()))
             + (f", mean {metric:.2f}" if len(self.parts) > 1 else ""))
         self.log.write(step=self.state.completed_steps, epoch=self.state.epoch, dev=scores)
-        if metric > self.state.best_metric:
-            self.state.best_metric = metric
+        state = self.state
+        if metric > state.best_metric:
+            state.best_metric, state.best_epoch = metric, state.epoch
             self._save_best()
+        state.dev_scores.append(metric)
+        stale = evaluations_without_gain(state.dev_scores, self.cfg.train.min_delta)
+        if (self.cfg.train.patience and stale >= self.cfg.train.patience and state.epoch < self.cfg.train.epochs
+                and state.completed_steps < self.total_steps):
+            state.stopped_early = True
+            why = (f"no dev gain over {self.cfg.train.min_delta:g} in {stale} evaluations "
+                   f"(train.patience={self.cfg.train.patience}); best dev {state.best_metric:.2f} at epoch {state.best_epoch}")
+            self.accelerator.print(f"epoch {state.epoch}: stopped early: {why}")
+            self.log.write(step=state.completed_steps, epoch=state.epoch, stopped=why)
 
     def checkpoint(self) -> None:
         """save_state to a temporary folder, then rename: a kill mid-save leaves the last good one."""
@@ -401,6 +414,9 @@ class Trainer:
         else:
             metrics = {**results, "mean": sum(results[p.task.name][p.task.headline]["f1"] for p in parts) / len(parts)}
         metrics["dev_best"] = self.state.best_metric
+        metrics["best_epoch"] = self.state.best_epoch
+        metrics["epochs_trained"] = self.state.epoch
+        metrics["stopped_early"] = self.state.stopped_early
         metrics["text_only"] = any(part.features.text_only for part in self.data)
         metrics["skipped_steps"] = self.state.skipped_steps
         skipped = {f"{part.task.name}/{split}": report for part in self.data for split, report in part.skipped.items()}
@@ -420,6 +436,19 @@ class Trainer:
             features.merge(seen, missing)
         metrics["features"] = features.report()
         return metrics, preds
+
+
+def evaluations_without_gain(scores: list[float], min_delta: float) -> int:
+    """How many evaluations in a row, up to the last, did not beat the best before them by more
+    than `min_delta`. Counted from the whole history, so a run resumed with another patience or
+    min_delta stops where one started with them would have."""
+    best, stale = -math.inf, 0
+    for score in scores:
+        if score > best + min_delta:
+            best, stale = score, 0
+        else:
+            stale += 1
+    return stale
 
 
 def train_loader(cfg: GenieConfig, sets: list[GenieDataset], collate: Collator) -> DataLoader:

@@ -93,6 +93,8 @@ def test_whatever_the_grammar_allows_parses_whole(name, writer, demos):
             text = walk(grammar, rng).decode()
             parsed = task.parse(text, record)
             assert parsed.malformed == parsed.unmatched == 0, text
+            if not task.predicts_relations:  # an entity list is a set: no span named twice
+                assert len({e.span for e in parsed.entities}) == len(parsed.entities), text
             assert writer.writable("(") or "(" not in text
 
 
@@ -225,3 +227,15 @@ def test_a_checkpoints_own_generation_defaults_change_nothing(demos):
     own.no_repeat_ngram_size, own.forced_eos_token_id, own.min_length, own.length_penalty = 2, 5, 25, -5.0
     assert torch.equal(model.generate(batch, 3, 30), before)
     assert model.backbone.generation_config is own and own.no_repeat_ngram_size == 2  # given back
+
+
+def test_an_entity_list_never_names_a_span_twice():
+    """Numbered mentions only move forward: after "Pak", "Pak (1)" (the same word) is refused and
+    "Pak (2)" (the second one) allowed; plain "Pak" again names the second one."""
+    task = get_task("mner")
+    record = Record("1", "mner", "Pak and Pak".split(), "x")
+    first = "Pak is a location [SEP] "
+    assert not accepts(task, record, first + "Pak (1) is a location")
+    assert accepts(task, record, first + "Pak (2) is a location")
+    assert accepts(task, record, first + "Pak is a person")
+    assert not accepts(task, record, first + "Pak is a person [SEP] Pak is a person")

@@ -50,7 +50,7 @@ def reference_allowed(grammar: Grammar, state: State, n_words: int, budget: int)
     labels = [i for i in labels_next(grammar, state) if fits(grammar.advance(state, i))]
     if not grammar.fields[state.field].is_span:
         return labels, range(0)
-    words = range(state.last + 1, min(state.last + 2, n_words)) if state.last >= 0 else range(n_words)
+    words = range(state.last + 1, min(state.last + 2, n_words)) if state.last >= 0 else range(state.floor, n_words)
     if len(words) and not fits(grammar.advance(state, grammar.pointer(words[0]))):
         words = range(0)
     return labels, words

@@ -244,3 +244,28 @@ def test_random_index_sequences_never_crash_the_parser():
         for relation in parsed.relations:
             head, tail = parsed.entities[relation.head], parsed.entities[relation.tail]
             assert head.end <= 4 and tail.end <= 4 and (head.span, head.type) != (tail.span, tail.type)
+
+
+def test_an_entity_list_is_a_set_in_text_order():
+    """Decoding cannot write a span twice: a unit starts after the previous unit's first word.
+    The parser still reads units out of order (not malformed) and drops exact repeats, counted."""
+    grammar = GMNER.index_format.grammar
+    unit = [word(GMNER, 1), word(GMNER, 2), special(GMNER, "<no region>"), special(GMNER, "type:LOC")]
+    assert allowed(grammar, unit, n_words=5, budget=20)[1] == [2, 3, 4]
+    assert allowed(grammar, [], n_words=5, budget=20)[1] == [0, 1, 2, 3, 4]
+    record = Record("1", "gmner", "Barack Obama visits Pak".split(), "x")
+    parsed = make_targets("index", GMNER, None, 8, 8).parse(unit + [word(GMNER, 0), special(GMNER, REGION),
+                                                                   special(GMNER, "type:PER")] + unit, record)
+    assert [(e.span, e.type) for e in parsed.entities] == [((1, 3), "LOC"), ((0, 1), "PER")]
+    assert parsed.repeated == 1 and parsed.malformed == 0 and parsed.slot_entities == [1]
+    with pytest.raises(GenieError, match="record '2'.*two entities start at word 0"):
+        GMNER.index_format.linearize(Record("2", "gmner", "Barack Obama".split(), "x",
+                                            [Entity(0, 1, "Barack", "PER"), Entity(0, 2, "Barack Obama", "PER")]))
+
+
+def test_repeated_triples_are_dropped_and_counted():
+    record = Record("1", "jmere", "Obama visits Pak".split(), "x")
+    triple = [word(JMERE, 0), special(JMERE, "type:per"), word(JMERE, 2), special(JMERE, "type:loc"),
+              special(JMERE, "relation:place_of_residence")]
+    parsed = make_targets("index", JMERE, None, 8, 8).parse(triple * 3 + [special(JMERE, "</s>")], record)
+    assert len(parsed.relations) == 1 and parsed.repeated == 2 and len(parsed.entities) == 2

@@ -56,6 +56,17 @@ def test_each_error_kind_is_found_where_it_is():
     assert analyse([related], [copy.deepcopy(related)]).posts[0].kinds == {}
 
 
+def test_a_repeated_prediction_is_spurious_never_correct():
+    """Only a span's first prediction is matched with gold; each repeat is spurious, right or wrong."""
+    tokens = ["NBA", "is", "back"]
+    gold = Record("1", "mner", tokens, "i", [entity(0, "ORG")])
+    for first in ("ORG", "PER"):
+        post = analyse([gold], [replace(gold, entities=[entity(0, first)] + [entity(0, "PER")] * 4)]).posts[0]
+        assert [post.status[("pred", k)] for k in range(5)] == ["ok" if first == "ORG" else "wrong_type"] + ["spurious"] * 4
+        assert post.kinds["spurious"] == 4
+    assert analyse([gold], [replace(gold, entities=[entity(0, "ORG")] * 3)]).per_type()["ORG"] == (1, 3, 1)
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[Path, Path]:
     """GMNER demo test posts and predictions made from them with errors of every kind."""

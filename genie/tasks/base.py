@@ -34,7 +34,7 @@ class Parsed:
     """What a parser recovered from one generated sequence. `slots[i]` (a span of the target,
     as in `Target`) grounds `entities[slot_entities[i]]`; relations index `entities`.
     `malformed` counts parts that could not be read, `unmatched` the entities not found in
-    the input tokens."""
+    the input tokens, `repeated` the exact repeats `as_set` dropped."""
 
     entities: list[Entity] = field(default_factory=list)
     relations: list[Relation] = field(default_factory=list)
@@ -42,6 +42,31 @@ class Parsed:
     slot_entities: list[int] = field(default_factory=list)
     malformed: int = 0
     unmatched: int = 0
+    repeated: int = 0
+
+    def as_set(self) -> Parsed:
+        """The prediction as a set: a later exact repeat of an entity (span, type and fine type) or,
+        when relations are predicted, of a relation (head, tail, label) is dropped and counted. The
+        first one stays, with its grounding slot. Scored as a list, each repeat would be a false
+        positive; H-Index's evaluation keeps one prediction per span (docs/decoding-and-evaluation.md)."""
+        if self.relations:  # relation parsers already share one entity per (span, type)
+            kept = list({(r.head, r.tail, r.type): r for r in self.relations}.values())
+            self.repeated += len(self.relations) - len(kept)
+            self.relations = kept
+            return self
+        first: dict[tuple, int] = {}
+        renumber: dict[int, int] = {}
+        entities = []
+        for k, e in enumerate(self.entities):
+            key = (e.start, e.end, e.type, e.fine_type)
+            if key in first:
+                continue
+            first[key] = renumber[k] = len(entities)
+            entities.append(e)
+        self.repeated += len(self.entities) - len(entities)
+        pairs = [(slot, renumber[k]) for slot, k in zip(self.slots, self.slot_entities) if k in renumber]
+        self.entities, self.slots, self.slot_entities = entities, [s for s, _ in pairs], [k for _, k in pairs]
+        return self
 
 
 class Task:

@@ -34,7 +34,7 @@ class EntityIndexFormat:
         if fine:
             fields.append(Field("fine", tuple(dict.fromkeys(f for fs in fine.values() for f in fs)),
                                 given="type", choices=fine))
-        self.grammar = Grammar(tuple(fields))
+        self.grammar = Grammar(tuple(fields), ordered=True)
         self.grounded, self.fine = grounded, bool(fine)
 
     def linearize(self, record: Record, groundable: list[bool] | None = None) -> Target:

@@ -85,7 +85,11 @@ class MentionSlot(Slot):
 
     A prefix is kept only while it can still become a mention that resolves: with numbering
     any whole mention can (" (1)" names its first occurrence); without, a mention whose default
-    occurrence is used up cannot be written again."""
+    occurrence is used up cannot be written again.
+
+    In a sequential list a numbered mention may only name an occurrence at or after its default
+    one ("Pak (1)" after "Pak" is refused): occurrences only move forward, so no span is named
+    twice and a prediction is a set."""
 
     def __init__(self, name: str, tokens: list[str], sequential: bool, usable: list[bool], numbering: bool):
         self.name, self.tokens, self.sequential, self.numbering = name, tokens, sequential, numbering
@@ -136,21 +140,39 @@ class MentionSlot(Slot):
                                 if whole and not NUMBERED.fullmatch(mention.decode()) else None)
         return self._plain[key]
 
-    def numbered(self, read: bytes) -> list[tuple[bytes, bytes, list[bytes]]]:
+    def default(self, mention: bytes, memory: Hashable) -> int:
+        """The occurrence (0-based) a plain `mention` (whole words) names; numbered ones may not
+        name an earlier one."""
+        return dict(memory).get(tuple(mention.decode().split(" ")), 0) if self.sequential else 0
+
+    def free(self, mention: bytes, memory: Hashable) -> int:
+        """How many occurrences of `mention` a numbered mention may still name."""
+        count = self.occurrences(mention)
+        return count - self.default(mention, memory) if count else 0
+
+    def writable(self, mention: bytes, memory: Hashable) -> bool:
+        """A whole `mention` can still be written, plain or numbered, and resolve."""
+        return self.plain(mention, memory) is not None or (self.numbering and self.free(mention, memory) > 0)
+
+    def numbered(self, read: bytes, memory: Hashable) -> list[tuple[bytes, bytes, list[bytes]]]:
         """(mention, what `read` has after it, the endings it can take: " (1)", " (2)"...) for each
         way `read` starts as a numbered mention."""
         out, at = [], read.find(b" ") if self.numbering else -1
         while at > 0:
             count = self.occurrences(read[:at])
-            endings = [b" (%d)" % k for k in range(1, count + 1)]
+            endings = [b" (%d)" % k for k in range(count - self.free(read[:at], memory) + 1, count + 1)]
             if any(ending.startswith(read[at:]) for ending in endings):
                 out.append((read[:at], read[at:], endings))
             at = read.find(b" ", at + 1)
         return out
 
     def extends(self, read: bytes, values: tuple, memory: Hashable) -> bool:
-        if any(len(e) > len(tail) and e.startswith(tail) for _, tail, endings in self.numbered(read) for e in endings):
+        if any(len(e) > len(tail) and e.startswith(tail)
+               for _, tail, endings in self.numbered(read, memory) for e in endings):
             return True
+        if self.sequential:  # a longer mention, or " (k)" after this one
+            return (any(self.writable(whole, memory) for whole in self.wholes(read) if len(whole) > len(read))
+                    or (self.numbering and self.free(read, memory) > 0))
         if self.numbering:  # any longer run of whole words, or " (1)" after this one
             return self.occurrences(read) > 0 or any(end < len(self.runs[r][0]) for r, end in self.places(read))
         return any(len(whole) > len(read) and self.plain(whole, memory) for whole in self.wholes(read))
@@ -159,14 +181,15 @@ class MentionSlot(Slot):
         out = {self.runs[r][0][end] for r, end in self.places(read) if end < len(self.runs[r][0])}
         if self.numbering and self.occurrences(read):
             out.add(ord(" "))
-        out.update(e[len(tail)] for _, tail, endings in self.numbered(read) for e in endings if len(e) > len(tail))
+        out.update(e[len(tail)] for _, tail, endings in self.numbered(read, memory) for e in endings
+                   if len(e) > len(tail))
         return out
 
     def value(self, read: bytes, values: tuple, memory: Hashable) -> tuple[object, Hashable] | None:
         taken = self.plain(read, memory)
-        for mention, tail, endings in self.numbered(read):
+        for mention, tail, endings in self.numbered(read, memory):
             if taken is None and tail in endings:
-                taken = self._resolve(mention.decode(), endings.index(tail), memory)
+                taken = self._resolve(mention.decode(), int(tail[2:-1]) - 1, memory)
         return taken
 
     def rest(self, read: bytes, values: tuple, memory: Hashable) -> bytes | None:
@@ -178,7 +201,16 @@ class MentionSlot(Slot):
     def _completions(self, read: bytes, memory: Hashable):
         """Short texts that make `read` a mention that resolves: the rest of each word it may be
         in (numbered " (1)" when its default occurrence is used up), or of a numbered mention."""
-        if self.numbering:
+        if self.sequential:  # from each place, the shortest mention that can still be written
+            for r, end in self.places(read):
+                text, _, ends = self.runs[r]
+                for word_end in ends[bisect.bisect_left(ends, end):]:
+                    whole = text[end - len(read):word_end]
+                    if self.writable(whole, memory):
+                        numbered = self.plain(whole, memory) is None
+                        yield text[end:word_end] + (b" (%d)" % (self.default(whole, memory) + 1) if numbered else b"")
+                        break
+        elif self.numbering:
             for r, end in self.places(read):
                 text, _, ends = self.runs[r]
                 word_end = ends[bisect.bisect_left(ends, end)]
@@ -186,7 +218,7 @@ class MentionSlot(Slot):
                 yield text[end:word_end] + (b"" if self.plain(whole, memory) else b" (1)")
         else:
             yield from (whole[len(read):] for whole in self.wholes(read) if self.plain(whole, memory))
-        for _, tail, endings in self.numbered(read):
+        for _, tail, endings in self.numbered(read, memory):
             yield from (e[len(tail):] for e in endings if e.startswith(tail))
 
     def _resolve(self, text: str, nth: int | None, memory: Hashable) -> tuple[object, Hashable] | None:
