@@ -30,6 +30,7 @@ def build_parser() -> Parser:
     for add in (_add_convert, _add_train, _add_decode, _add_predict, _add_evaluate, _add_report, _add_plot,
                 _add_features, _add_backbone):
         add(commands)
+    _with_verbose(parser)
     return parser
 
 
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("DeepSpeed").addFilter(_OnStderr())  # before anything imports DeepSpeed
+    _quiet_libraries(getattr(args, "verbose", False))
     try:
         return COMMANDS[args.command](args)
     except GenieError as exc:
@@ -57,12 +58,50 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class _OnStderr(logging.Filter):
-    """DeepSpeed logs to stdout, where genie commands print their JSON results: its records are
-    written to stderr instead (a GPU-less machine gets a warning from it in every command)."""
+    """DeepSpeed logs to stdout, where genie commands print their JSON results: its records go to
+    stderr instead, and only its errors unless `verbose` (a GPU-less machine gets a warning from
+    it in every command)."""
+
+    def __init__(self, verbose: bool):
+        super().__init__()
+        self.verbose = verbose
 
     def filter(self, record: logging.LogRecord) -> bool:
-        print(f"{record.levelname} DeepSpeed: {record.getMessage()}", file=sys.stderr)
+        if self.verbose or record.levelno >= logging.ERROR:
+            print(f"{record.levelname} DeepSpeed: {record.getMessage()}", file=sys.stderr)
         return False
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """Keep third-party chatter out of genie's output unless `--verbose`: DeepSpeed's accelerator
+    notice, transformers' load reports (the weights a warm-started decoder lacks, as expected) and
+    its progress bars when saving. Set before the libraries are imported (their environment
+    variables), and directly when a caller has imported them already."""
+    deepspeed = logging.getLogger("DeepSpeed")
+    for old in [f for f in deepspeed.filters if isinstance(f, _OnStderr)]:
+        deepspeed.removeFilter(old)
+    deepspeed.addFilter(_OnStderr(verbose))
+    if verbose:  # also over what an earlier quiet call in this process set
+        os.environ.update(TRANSFORMERS_VERBOSITY="warning", HF_HUB_DISABLE_PROGRESS_BARS="0")
+    else:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_warning() if verbose else hf_logging.set_verbosity_error()
+        hf_logging.enable_progress_bar() if verbose else hf_logging.disable_progress_bar()
+
+
+def _with_verbose(parser: argparse.ArgumentParser) -> None:
+    """`--verbose` on every command (and on each of a command's own subcommands)."""
+    subcommands = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    if not subcommands:
+        parser.add_argument("--verbose", action="store_true",
+                            help="also show the libraries' own notices and progress bars (DeepSpeed, transformers)")
+    for action in subcommands:
+        for sub in action.choices.values():
+            _with_verbose(sub)
 
 
 def _add_convert(commands) -> None:
@@ -128,6 +167,9 @@ def _add_predict(commands) -> None:
                                                         "decode.batch_size)")
     predict.add_argument("--on-bad-line", choices=("error", "skip"), default="error",
                          help="skip: lines that are not posts are counted and left out")
+    predict.add_argument("--input-format", choices=("auto", "jsonl", "text"), default="auto",
+                         help="text: every line is a post's text; jsonl: every line a JSON post; auto: a line "
+                              "starting with '{' is a JSON post, most others text (docs/raw-posts-and-images.md)")
     predict.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. decode.num_beams=4")
 
 
@@ -171,7 +213,7 @@ def _add_features(commands) -> None:
                                                               "(offline trials, tests and speed measurements)")
     random.add_argument("--family", required=True, help="detr, rt_detr, rt_detr_v2, yolos, grounding_dino, owlv2 "
                                                         "or grid (a CLIP vision tower)")
-    random.add_argument("--out", required=True, type=Path)
+    random.add_argument("--out", required=True, type=Path, help="the detector folder (an old one there is replaced)")
     random.add_argument("--size", choices=("tiny", "base"), default="tiny",
                         help="tiny: a few small layers; base: the family's real default sizes")
     random.add_argument("--dim", type=int, default=64, help="tiny: the query features' dimension")
@@ -271,11 +313,13 @@ def _train(args) -> int:
     from genie.config import load_config
     from genie.distributed import exit_together
     from genie.run_folder import Interrupted
+    from genie.run_setup import run_tasks
     from genie.train import train
 
     overrides = [*args.overrides, *([f"model.name={args.model}"] if args.model else [])]
     cfg = load_config(args.config, overrides)
     if args.config is None:
+        run_tasks(cfg)  # an unknown task is the one line, not after a word on what would run
         print(f"genie: no --config: {cfg.task} with the default settings, the demo's (configs/<task>.yaml "
               f"holds a task's own schedule)", file=sys.stderr)
     signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop: the same one line as Ctrl-C
@@ -288,8 +332,37 @@ def _train(args) -> int:
             print(f"genie: {stop}; resume with: {again}", file=sys.stderr)
         return 130
     print(json.dumps(metrics, indent=2))
+    if os.environ.get("RANK", "0") == "0":
+        print(train_headline(cfg, metrics), file=sys.stderr)
     exit_together()
     return 0
+
+
+def train_headline(cfg, metrics: dict) -> str:
+    """The line a run ends with: the headline test score, the other scores, where dev selected
+    and where the files are (the JSON above has everything; docs explain each score)."""
+    from genie.run_folder import default_output_dir
+    from genie.tasks import get_task
+
+    out = Path(cfg.train.output_dir or default_output_dir(cfg))
+
+    def scores(task: str, part: dict) -> str:
+        head = get_task(task).headline
+        main = part[head]
+        others = [f"{key.upper()} {value['f1']:.2f}" for key, value in part.items()
+                  if key != head and isinstance(value, dict) and "f1" in value]
+        return (f"{head.upper()} F1 {main['f1']:.2f} (P {main['precision']:.2f} / R {main['recall']:.2f})"
+                + (f"; {', '.join(others)}" if others else ""))
+
+    tasks = cfg.tasks
+    score = scores(tasks[0], metrics) if len(tasks) == 1 else (
+        f"mean F1 {metrics['mean']:.2f}: " + "; ".join(f"{t}: {scores(t, metrics[t])}" for t in tasks))
+    selected = f"best dev {metrics['dev_best']:.2f}"
+    if "best_epoch" in metrics:
+        selected += (f" at epoch {metrics['best_epoch']} of {metrics['epochs_trained']}"
+                     + (" (stopped early)" if metrics.get("stopped_early") else ""))
+    return (f"genie: test {score}; {selected}. Metrics: {out / 'test_metrics.json'}; predictions: "
+            f"{out / 'test_predictions.jsonl'}; model: {out / 'best'} (scores: docs/decoding-and-evaluation.md)")
 
 
 def _interrupt(signum, frame) -> None:
@@ -301,7 +374,17 @@ def _decode(args) -> int:
 
     stats = decode_file(args.checkpoint, args.input, args.output, args.features, args.overrides, args.on_bad_line)
     print(json.dumps(stats))
+    print(written_headline(stats, stats.get("records", 0)), file=sys.stderr)
     return 0
+
+
+def written_headline(stats: dict, count: int) -> str:
+    """The line decode and predict end with: how many predictions went where, and what the summary
+    above counts as not read (parser counts that are not zero)."""
+    flagged = [f"{key.replace('_', ' ')} {stats[key]}" for key in
+               ("malformed", "unmatched", "repeated", "skipped_lines", "missing_images", "bad_images")
+               if stats.get(key)]
+    return f"genie: {count} predictions in {stats['output']}" + (f" ({', '.join(flagged)})" if flagged else "")
 
 
 def _predict(args) -> int:
@@ -309,8 +392,9 @@ def _predict(args) -> int:
 
     stats = predict_file(args.checkpoint, args.input, args.output, images=args.images, detector=args.detector,
                          revision=args.revision, features=args.features, task=args.task, overrides=args.overrides,
-                         on_bad_line=args.on_bad_line, batch_size=args.batch_size)
+                         on_bad_line=args.on_bad_line, batch_size=args.batch_size, input_format=args.input_format)
     print(json.dumps(stats))
+    print(written_headline(stats, stats.get("posts", 0)), file=sys.stderr)
     return 0
 
 

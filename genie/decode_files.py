@@ -8,6 +8,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from genie.errors import GenieError
+
 from genie.decode_journal import DecodeJournal, input_key
 from genie.extractor import Extractor
 from genie.instructions import read_examples
@@ -20,7 +22,9 @@ def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_
     """A trained checkpoint + record (or instruction) JSONL -> prediction JSONL. A multi-task model
     decodes each task's records with that task's parser. With `on_bad_line="skip"`, input lines
     that are not records are counted and left out."""
+    refuse_to_overwrite(input_path, output_path)
     extractor = Extractor.from_pretrained(checkpoint, overrides=overrides)
+    extractor.cli = True
     bad_lines = BadLines() if on_bad_line == "skip" else None
     records, given = read_examples(input_path, bad_lines)
     out = Journaled(extractor, input_path, output_path, len(records),
@@ -39,17 +43,20 @@ def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_
 
 def predict_file(checkpoint: Path, input_path: Path, output_path: Path, images: Path | None = None,
                  detector: str | None = None, revision: str | None = None, features: str | None = None,
-                 task: str | None = None,
-                 overrides: list[str] = (), on_bad_line: str = "error", batch_size: int | None = None) -> dict:
-    """Raw posts (`genie.posts`) -> prediction JSONL with character offsets. Regions come from
-    `features`, or are extracted from the posts' images into `<output>.regions/` (kept: a rerun
-    with the same detector reuses them) by `detector` or the checkpoint's own."""
+                 task: str | None = None, overrides: list[str] = (), on_bad_line: str = "error",
+                 batch_size: int | None = None, input_format: str = "auto") -> dict:
+    """Raw posts (`genie.posts`, each line read by `input_format`) -> prediction JSONL with
+    character offsets. Regions come from `features`, or are extracted from the posts' images into
+    `<output>.regions/` (kept: a rerun with the same detector reuses them) by `detector` or the
+    checkpoint's own."""
+    refuse_to_overwrite(input_path, output_path)
     extractor = Extractor.from_pretrained(checkpoint, overrides=overrides)
+    extractor.cli = True
     bad_lines = BadLines() if on_bad_line == "skip" else None
-    posts = read_posts(input_path, bad_lines)
+    posts, blank_lines = read_posts(input_path, bad_lines, input_format)
     out = Journaled(extractor, input_path, output_path, len(posts),
-                    [*overrides, f"images={images}", f"detector={detector}@{revision}", f"features={features}", f"task={task}",
-                     f"on_bad_line={on_bad_line}"])
+                    [*overrides, f"images={images}", f"detector={detector}@{revision}", f"features={features}",
+                     f"task={task}", f"on_bad_line={on_bad_line}", f"input_format={input_format}"])
     todo = out.todo()
     run = extractor.prepare_posts([posts[i] for i in todo], task, images, features)
     scratch = output_path.with_name(output_path.name + ".regions")
@@ -60,9 +67,18 @@ def predict_file(checkpoint: Path, input_path: Path, output_path: Path, images: 
     if extractor.accelerator.is_main_process:
         write_lines(output_path, (post_prediction(post, record) for post, record in zip(posts, out.predictions)))
     out.close()
-    return {"output": str(output_path), **run.report(), "posts": len(posts), **out.stats, "features": reports.get(run.task, "none"),
-            **({"regions": str(scratch)} if scratch.is_dir() else {}), **(bad_lines.report() if bad_lines else {}),
-            **out.report()}
+    return {"output": str(output_path), **run.summary(dict(out.stats), reports.get(run.task)), "posts": len(posts),
+            "blank_lines": blank_lines, **({"regions": str(scratch)} if scratch.is_dir() else {}),
+            **(bad_lines.report() if bad_lines else {}), **out.report()}
+
+
+def refuse_to_overwrite(input_path: Path, output_path: Path) -> None:
+    """An output that is the input (itself, through a link, or a hard link to it) would replace
+    the inputs with predictions: refused before anything is read or written."""
+    same = output_path.resolve() == input_path.resolve()
+    if same or (output_path.exists() and input_path.exists() and output_path.samefile(input_path)):
+        raise GenieError(f"the output is the input file {input_path}: writing predictions there would replace "
+                         f"it; name another output file", output_path)
 
 
 class Journaled:

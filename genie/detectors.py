@@ -37,6 +37,8 @@ from transformers import (
 from transformers.backbone_utils import BackboneMixin
 
 from genie.errors import GenieError
+from genie.images import BadImage
+from genie.sources import model_source
 
 # config.model_type -> family; anything else with patch tokens is read in grid mode.
 DETECTOR_FAMILIES = {"detr": "detr", "rt_detr": "rt_detr", "rt_detr_v2": "rt_detr_v2", "yolos": "yolos",
@@ -92,10 +94,19 @@ class RegionDetector:
                 "nms_iou": self.nms_iou, "prompt": self.prompt,
                 "processor": json.loads(self.processor.to_json_string())}
 
-    def detect(self, images: list[Image.Image]) -> list[Detections]:
+    def prepare(self, image: Image.Image) -> BatchFeature:
+        """One image's model input. BadImage when the processor cannot make one: an aspect-keeping resize
+        of a banner (4000 x 20 px) rounds its short side to 0 px, and transformers raises ValueError."""
+        try:
+            return self.processor(images=[image], return_tensors="pt")
+        except ValueError as exc:
+            raise BadImage(f"the detector's image processor cannot resize {image.width}x{image.height} pixels "
+                           f"({' '.join(str(exc).split())})") from None
+
+    def detect(self, images: list[Image.Image], prepared: list[BatchFeature] | None = None) -> list[Detections]:
         """Detect in RGB images, one forward per group of images of one model-input size; boxes come back
-        in each image's own pixels."""
-        prepared = [self.processor(images=[image], return_tensors="pt") for image in images]
+        in each image's own pixels. `prepared`: the images' `prepare`d inputs, when the caller made them."""
+        prepared = prepared if prepared is not None else [self.prepare(image) for image in images]
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, inputs in enumerate(prepared):
             groups.setdefault(tuple(inputs["pixel_values"].shape), []).append(i)
@@ -319,7 +330,7 @@ def _check_options(features: str, max_regions: int, nms_iou: float | None) -> No
 
 def _load_config(model: str | os.PathLike, revision: str | None):
     """The model's config from a save_pretrained folder or a Hub name (the local cache when offline)."""
-    path = Path(model)
+    path = Path(model_source(str(model), "detector"))
     if path.exists() and not path.is_dir():
         raise GenieError("a detector is a model folder or a Hub name, not a file", path)
     try:

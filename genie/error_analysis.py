@@ -56,13 +56,14 @@ class Analysis:
         for post in self.posts:
             for side, record, column in (("pred", post.pred, 1), ("gold", post.gold, 2)):
                 for k, entity in enumerate(record.entities):
-                    row = counts.setdefault(_type(entity), [0, 0, 0])
+                    row = counts.setdefault(type_name(entity), [0, 0, 0])
                     row[column] += 1
                     row[0] += side == "pred" and post.status.get(("pred", k)) == "ok"
         return {name: tuple(row) for name, row in sorted(counts.items())}
 
 
-def _type(entity: Entity) -> str:
+def type_name(entity: Entity) -> str:
+    """The type as scored: with its fine type, where the task has one (FMNERG: `PER/athlete`)."""
     return f"{entity.type}/{entity.fine_type}" if entity.fine_type else entity.type
 
 
@@ -83,9 +84,9 @@ def analyse(gold: list[Record], pred: list[Record]) -> Analysis:
                 continue
             j, guess = predicted[entity.span]
             matched.add(j)
-            confusion[(_type(entity), _type(guess))] += 1
+            confusion[(type_name(entity), type_name(guess))] += 1
             kind = "ok"
-            if _type(guess) != _type(entity):
+            if type_name(guess) != type_name(entity):
                 kind = "wrong_type"
             else:
                 groundability[(in_image(entity), in_image(guess))] += 1

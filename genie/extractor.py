@@ -3,7 +3,8 @@
 ```python
 from genie import Extractor
 extractor = Extractor.from_pretrained("runs/gmner/best")
-extractor.predict([{"text": "Obama visits Paris", "image": "photo.jpg"}], batch_size=32)
+records = extractor.predict([{"text": "Obama visits Paris", "image": "photo.jpg"}], batch_size=32)
+records.summary  # what `genie predict` prints: posts, images not found or bad, the parser's counts, ...
 ```
 
 `genie decode` and `genie predict` are this class plus a resumable journal and files: one
@@ -29,7 +30,7 @@ from genie.data import GenieDataset
 from genie.decode import decode_loader, predict
 from genie.errors import GenieError
 from genie.features import FeatureSource
-from genie.posts import Post, PostRun, post_prediction, post_records
+from genie.posts import INPUT_FORMATS, Post, PostRun, parse_line, post_prediction, post_records
 from genie.precision import make_accelerator
 from genie.records import Record
 from genie.region_extraction import ORIGINS, describe, extract_regions, read_manifest
@@ -58,6 +59,16 @@ def model_folder(path: Path) -> Path:
                      "first dev evaluation)", path)
 
 
+class Predictions(list):
+    """`Extractor.predict`'s records, one per post in order, and `summary`: the counts `genie predict`
+    prints (posts, posts without an image, images not found, bad images, the parser's counts, the
+    feature report), so a post predicted without its image is never silent."""
+
+    def __init__(self, records: list[dict], summary: dict):
+        super().__init__(records)
+        self.summary = summary
+
+
 class Extractor:
     """A checkpoint's model, tokenizer, config and tasks, on a device, ready to decode records
     or predict raw posts. Under `accelerate launch` each process decodes its share."""
@@ -68,6 +79,11 @@ class Extractor:
         self.model = accelerator.prepare(model)
         self.tasks = {task.name: task for task in run_tasks(cfg)}
         self._detectors: dict[str, object] = {}
+        self.cli = False  # messages name options as keyword arguments; genie's commands set this to name flags
+
+    def option(self, name: str, value: str) -> str:
+        """An option as a message names it: `--detector X` to the CLI's user, `detector=X` to the API's."""
+        return f"--{name.replace('_', '-')} {value}" if self.cli else f"{name}={value}"
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | None = None, overrides: Iterable[str] = ()) -> Extractor:
@@ -148,18 +164,41 @@ class Extractor:
 
     def predict(self, posts: Iterable[dict | str | Post], batch_size: int | None = None, task: str | None = None,
                 images: str | Path | None = None, detector: str | Path | None = None, revision: str | None = None,
-                features: str | Path | None = None) -> list[dict]:
+                features: str | Path | None = None, input_format: str = "auto") -> Predictions:
         """Prediction records (entities with type, boxes and character offsets into the text;
-        relations) for raw posts: `{"text", "image"?, "id"?}` dicts or plain strings. An image is
-        a path, or a name inside `images`; its regions come from `detector` (default: the one
-        the checkpoint was trained with; `revision`: of a Hub detector) unless `features` names a
-        region folder or store."""
-        posts = [p if isinstance(p, Post) else Post.parse(p, str(k)) for k, p in enumerate(posts)]
+        relations) for raw posts: `{"text", "image"?, "id"?}` dicts, or strings read as a line of a
+        posts file is (`input_format`: auto, jsonl or text); a post's id defaults to its position,
+        counting from 1, as a file's line number does. An image is a path, or a name inside
+        `images`; its regions come from `detector` (default: the one the checkpoint was trained
+        with; `revision`: of a Hub detector) unless `features` names a region folder or store.
+        The result's `summary` counts what `genie predict` counts."""
+        posts = self.parse_posts(posts, input_format)
         run = self.prepare_posts(posts, task, images, features)
         with tempfile.TemporaryDirectory(prefix="genie-regions-") as scratch:
             source = self.regions(run, Path(scratch), detector, features, revision=revision)
-            predictions = self.decode(run.records, features=source, batch_size=batch_size)[0]
-        return [post_prediction(post, record) for post, record in zip(posts, predictions)]
+            predictions, counts, reports = self.decode(run.records, features=source, batch_size=batch_size)
+        return Predictions([post_prediction(post, record) for post, record in zip(posts, predictions)],
+                           run.summary(dict(counts), reports.get(run.task)))
+
+    def parse_posts(self, posts: Iterable[dict | str | Post], input_format: str = "auto") -> list[Post]:
+        """The API's posts as `Post`s, numbered from 1; a bad one, or an id used twice, is a GenieError."""
+        if input_format not in INPUT_FORMATS:
+            raise GenieError(f"input_format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
+        parsed: list[Post] = []
+        first: dict[str, int] = {}
+        for k, post in enumerate(posts, start=1):
+            try:
+                if isinstance(post, str):
+                    post = parse_line(post, str(k), input_format, self.option("input_format", '"text"'))
+                elif not isinstance(post, Post):
+                    post = Post.parse(post, str(k))
+            except ValueError as exc:
+                raise GenieError(f"post {k}: not a post: {exc}") from None
+            if post.id in first:
+                raise GenieError(f"post {k}: post id {post.id!r} is used twice (first by post {first[post.id]})")
+            first[post.id] = k
+            parsed.append(post)
+        return parsed
 
     def prepare_posts(self, posts: list[Post], task: str | None, images: str | Path | None,
                       features: str | Path | None) -> PostRun:
@@ -169,19 +208,35 @@ class Extractor:
 
     def regions(self, run: PostRun, scratch: Path, detector: str | Path | None, features: str | Path | None,
                 revision: str | None = None) -> FeatureSource:
-        """The posts' regions: from `features`, or extracted into `scratch` with the detector;
-        posts without an image (or whose image is missing or bad) get none, counted."""
+        """The posts' regions: from `features`, or extracted into `scratch` with the detector (one
+        named is loaded even when no image needs it: a wrong name is never silent); posts without
+        an image (or whose image is missing or bad) get none, counted and warned of."""
         task = self.tasks[run.task]
         origin = self.origins[run.task]
+        if features is not None and detector is not None:
+            raise GenieError(f"{self.option('features', str(features))} names regions already extracted: "
+                             f"{self.option('detector', str(detector))} would not be used; pass one of them")
         if features is not None:
             _warn_if_other(origin, read_manifest(features), f"the regions in {features}")
-            return self._source(features)
-        if not run.jobs or self.cfg.features.zero or task_features_dir(self.cfg, task) is None:
-            return self._source(None)  # no image named, or a text-only model: no regions to make
-        extractor = self._detector(detector, revision, origin)
-        summary = extract_regions(run.jobs, scratch, extractor, batch_size=EXTRACT_BATCH)
-        run.bad_images = summary["bad"]
-        return self._source(scratch)
+            source = self._source(features)
+            run.without_regions(source.has, missing=True)
+        elif self.cfg.features.zero or task_features_dir(self.cfg, task) is None:
+            if detector is not None:
+                logger.warning("this model reads no regions (text-only): the detector %s is not used", detector)
+            source = self._source(None)
+        elif run.jobs:
+            extract_regions(run.jobs, scratch, self._detector(detector, revision, origin), batch_size=EXTRACT_BATCH)
+            source = self._source(scratch)
+            run.without_regions(source.has, missing=False)
+        else:  # no post's image was found: no regions to make
+            if detector is not None:
+                self._detector(detector, revision, origin)
+            source = self._source(None)
+        if run.missing_images or run.bad_images:
+            logger.warning("%d post(s) name an image not found, %d a bad one (first: %s): predicted from their "
+                           "text alone", len(run.missing_images), len(run.bad_images),
+                           (run.missing_images or run.bad_images)[0])
+        return source
 
     def _source(self, directory) -> FeatureSource:
         return FeatureSource(directory, self.cfg.features.max_regions, self.cfg.features.dim, on_missing="zeros")
@@ -195,7 +250,8 @@ class Extractor:
         if name is None:
             if "features" not in made:
                 raise GenieError(f"the checkpoint was trained on {describe(origin)}, which no detector can remake: "
-                                 f"pass --detector NAME_OR_FOLDER (or --features, a region folder)", self.checkpoint)
+                                 f"pass {self.option('detector', 'NAME_OR_FOLDER')} "
+                                 f"(or {self.option('features', 'FOLDER')}, regions already extracted)", self.checkpoint)
             name, revision = made["model"], made.get("revision")
         key = f"{name}@{revision}"
         if key not in self._detectors:
@@ -210,7 +266,8 @@ class Extractor:
     def _task_name(self, task: str | None) -> str:
         if task is None:
             if len(self.tasks) > 1:
-                raise GenieError(f"this model does {', '.join(self.tasks)}: say which task to predict (--task)")
+                raise GenieError(f"this model does {', '.join(self.tasks)}: say which task to predict "
+                                 f"({self.option('task', 'NAME')})")
             task = next(iter(self.tasks))
         if task not in self.tasks:
             raise GenieError(f"this model was not trained on {task} ({', '.join(self.tasks)})")

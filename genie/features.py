@@ -137,6 +137,10 @@ class FeatureSource:
             if self._find(image_id) is None:
                 self._missing(image_id)
 
+    def has(self, image_id: str) -> bool:
+        """Whether the image has regions here, without counting it as seen or missing."""
+        return self._find(image_id) is not None
+
     def _find(self, image_id: str) -> Path | None:
         """Where the image's regions are: the store, or its `.npz` file; None when nowhere."""
         if self.store is not None:
@@ -177,7 +181,10 @@ class FeatureSource:
     def report(self) -> str:
         """One line for the run log, so zero features are never silent."""
         if self.text_only:
-            return f"region features: none (text-only: features.dir unset), zeros for all {len(self.seen)} images"
+            zeros = f", zeros for all {len(self.seen)} images" if self.seen else ""
+            return f"region features: none (text-only: features.dir unset){zeros}"
+        if not self.seen:
+            return "region features: no image to read"
         if not self.missing:
             return f"region features: all {len(self.seen)} images found"
         return f"region features: {len(self.missing)} of {len(self.seen)} images missing, used zeros"

@@ -16,11 +16,13 @@ from genie.errors import GenieError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit
+MIN_SIDE = 16  # a side shorter than this holds nothing to detect (a 1x1 tracking pixel, a 600x3 divider)
 DRAFT_SIDE = 2048  # JPEGs this many times larger are decoded at a reduced scale (no detector needs more)
 
 
 class BadImage(Exception):
-    """An image that cannot be used: missing, not an image, truncated, corrupt or too large."""
+    """An image that cannot be used: missing, not an image, truncated, corrupt, too large or too small, or
+    one the detector cannot read."""
 
 
 def find_image(reference: str, folder: Path | None) -> Path | None:
@@ -57,7 +59,8 @@ class Picture:
 def open_image(path: Path, max_pixels: int = MAX_PIXELS) -> Picture:
     """The picture as a viewer shows it: EXIF orientation applied, transparency flattened onto
     white, first frame only. A large JPEG is decoded at a reduced scale (`Image.draft`), many
-    times faster and smaller; `Picture.scale` maps boxes found on it back. Raises BadImage."""
+    times faster and smaller; `Picture.scale` maps boxes found on it back. Raises BadImage, also
+    for a side under MIN_SIDE px: detectors resize such an image to nothing or to noise."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not path.is_file():
@@ -69,6 +72,9 @@ def open_image(path: Path, max_pixels: int = MAX_PIXELS) -> Picture:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise BadImage(f"too large: {width}x{height} pixels (limit {max_pixels})")
+                if min(width, height) < MIN_SIDE:
+                    raise BadImage(f"too small: {width}x{height} pixels (a side under {MIN_SIDE} px holds nothing "
+                                   f"to detect)")
                 if image.format == "JPEG" and min(width, height) > 2 * DRAFT_SIDE:
                     image.draft("RGB", (DRAFT_SIDE, DRAFT_SIDE))
                 rgb = _rgb(image)

@@ -1,5 +1,7 @@
 """File helpers: atomic writes of files and folders, so an interrupted run leaves the old one or
-the new one, never half of one."""
+the new one, never half of one. What they write gets the modes the umask gives any file the user
+creates (0644 and 0755 under umask 022), even where the writer made it private: mkstemp makes
+0600 files, and so does safetensors (0.8) for every weights file it saves."""
 
 from __future__ import annotations
 
@@ -31,9 +33,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
+    os.chmod(tmp, 0o666 & ~umask())
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
@@ -46,6 +46,24 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         raise
 
 
+def umask() -> int:
+    """The process's umask (read by setting it, so set back at once)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def ordinary_modes(folder: Path) -> None:
+    """`folder` and everything in it get the modes a new folder (0777) or file (0666) gets under
+    the umask (symbolic links are left alone: chmod would change what they point at)."""
+    mask = umask()
+    for root, _, files in os.walk(folder):
+        os.chmod(root, 0o777 & ~mask)
+        for path in (Path(root, name) for name in files):
+            if not path.is_symlink():
+                os.chmod(path, 0o666 & ~mask)
+
+
 def staging(path: str | Path, unique: bool = False) -> Path:
     """Where a folder for `path` is built: `.NAME.tmp` beside it, which the next build of the same
     folder clears (`unique`: `.NAME.<random>.tmp`, for builders that may run at once)."""
@@ -54,8 +72,10 @@ def staging(path: str | Path, unique: bool = False) -> Path:
 
 
 def install(tmp: Path, path: Path) -> None:
-    """Rename the finished folder `tmp` to `path`; an old folder there is moved aside first and
-    deleted only once the new one is in place (put back if that rename fails)."""
+    """Rename the finished folder `tmp` to `path`, its files given ordinary modes; an old folder
+    there is moved aside first and deleted only once the new one is in place (put back if that
+    rename fails)."""
+    ordinary_modes(tmp)
     if not path.exists():
         os.rename(tmp, path)
         return

@@ -37,6 +37,7 @@ from genie.errors import GenieError
 from genie.index_grammar import Grammar
 from genie.pointer import PointerHead, constrained_search
 from genie.regularizers import Regularizers
+from genie.sources import model_source
 
 TINY_MODELS = ("tiny-t5", "tiny-bart")
 HEADS_FILE = "genie_heads.safetensors"
@@ -327,6 +328,7 @@ def add_lora(model: GenieModel, cfg: PeftSettings) -> GenieModel:
 
 def load_pretrained(name: str):
     """Tokenizer and backbone from a Hugging Face name or a local `save_pretrained` folder."""
+    model_source(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         backbone = AutoModelForSeq2SeqLM.from_pretrained(name)

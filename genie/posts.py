@@ -4,7 +4,8 @@ to predict, and predictions given back with character offsets into the post's ow
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from genie.errors import GenieError
@@ -14,6 +15,7 @@ from genie.region_extraction import ImageJob
 from genie.tweet_tokens import tokenize
 
 POST_KEYS = ("id", "text", "image", "context")
+INPUT_FORMATS = ("auto", "jsonl", "text")
 
 
 @dataclass
@@ -46,44 +48,69 @@ class Post:
         return cls(str(post_id), text, image, [Context.from_dict(c, f"context {k}") for k, c in enumerate(context)])
 
 
-def read_posts(path: Path, bad_lines: BadLines | None = None) -> list[Post]:
-    """Posts of a file: a line starting with `{` is a JSON post, any other non-blank line is
-    the text of one (its id: the line number). A bad line raises GenieError naming file and
-    line, or is counted in `bad_lines` and left out."""
+def read_posts(path: Path, bad_lines: BadLines | None = None, input_format: str = "auto",
+               text_option: str = "--input-format text") -> tuple[list[Post], int]:
+    """Posts of a file, and how many blank lines it had (skipped, counted). Each non-blank line is
+    read by `input_format` (`parse_line`; its id defaults to the line number). A bad line, or a
+    second use of an id, raises GenieError naming file and line, or is counted in `bad_lines` and
+    left out. `text_option`: how a message says to read every line as text."""
+    if input_format not in INPUT_FORMATS:
+        raise GenieError(f"input format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
     if not path.is_file():
         raise GenieError("no such file", path)
-    posts = []
+    posts, blank, lines = [], 0, {}
     with path.open("rb") as handle:
         for lineno, raw in enumerate(handle, start=1):
             try:
-                post = _parse_line(raw, lineno)
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                if not line.strip():
+                    blank += 1
+                    continue
+                post = parse_line(line, str(lineno), input_format, text_option)
+                if post.id in lines:
+                    raise GenieError(f"post id {post.id!r} is used twice (first on line {lines[post.id]})", path,
+                                     lineno)
+            except UnicodeDecodeError:
+                _bad(GenieError("not a post: not UTF-8 text", path, lineno), bad_lines)
             except ValueError as exc:
-                if bad_lines is None:
-                    raise GenieError(f"not a post: {exc}", path, lineno) from None
-                bad_lines.add(GenieError(f"not a post: {exc}", path, lineno))
-                continue
-            if post is not None:
+                _bad(GenieError(f"not a post: {exc}", path, lineno), bad_lines)
+            except GenieError as exc:
+                _bad(exc, bad_lines)
+            else:
+                lines[post.id] = lineno
                 posts.append(post)
-    ids = [post.id for post in posts]
-    if len(set(ids)) != len(ids):
-        raise GenieError(f"post id {next(i for i in ids if ids.count(i) > 1)!r} is used twice", path)
-    return posts
+    return posts, blank
 
 
-def _parse_line(raw: bytes, lineno: int) -> Post | None:
-    try:
-        line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
-    if not line.strip():
-        return None
-    if not line.lstrip().startswith("{"):
-        return Post.parse(line.rstrip("\r\n"), str(lineno))
+def _bad(error: GenieError, bad_lines: BadLines | None) -> None:
+    """A bad line stops the read, unless the caller asked to skip such lines (then: counted)."""
+    if bad_lines is None:
+        raise error from None
+    bad_lines.add(error)
+
+
+def parse_line(line: str, default_id: str, input_format: str = "auto",
+               text_option: str = "--input-format text") -> Post:
+    """One post from a non-blank line. `text`: the line is the post's text. `jsonl`: it is a JSON
+    post object. `auto`: a line starting with `{` is a JSON post, one starting with `[` that parses
+    as JSON is refused (an array is no post), any other is text. ValueError names the problem."""
+    stripped = line.strip()
+    if input_format == "text" or (input_format == "auto" and not stripped.startswith(("{", "["))):
+        return Post.parse(line.rstrip("\r\n"), default_id)
     try:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg})") from None
-    return Post.parse(value, str(lineno))
+        if input_format == "auto" and stripped.startswith("["):
+            return Post.parse(line.rstrip("\r\n"), default_id)  # "[BREAKING] ..." is text
+        raise ValueError(f"not valid JSON ({exc.msg}); for posts of plain text: {text_option}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"a JSON {_json_kind(value)}, not a post object; for posts of plain text: {text_option}")
+    return Post.parse(value, default_id)
+
+
+def _json_kind(value: object) -> str:
+    kinds = {list: "array", str: "string", bool: "true/false", type(None): "null"}
+    return kinds.get(type(value), "number")
 
 
 @dataclass
@@ -93,20 +120,39 @@ class PostRun:
     task: str
     records: list[Record]
     jobs: list[ImageJob]
-    without_image: int
+    images: list[str | None]  # each post's image as the post names it
     missing_images: list[str] = field(default_factory=list)
-    bad_images: int = 0
+    bad_images: list[str] = field(default_factory=list)
+
+    def without_regions(self, has: Callable[[str], bool], missing: bool) -> None:
+        """Posts whose image has no regions (`has` says which do) are predicted from their text alone:
+        counted here as missing (not in a region folder given) or bad (its extraction failed), and
+        their records name no image, so the feature report counts only the images read."""
+        for k, record in enumerate(self.records):
+            if record.image_id and not has(record.image_id):
+                (self.missing_images if missing else self.bad_images).append(self.images[k])
+                self.records[k] = replace(record, image_id="")
 
     def report(self) -> dict:
-        return {"posts": len(self.records), "without_image": self.without_image,
-                "missing_images": len(self.missing_images), "bad_images": self.bad_images,
-                **({"first_missing_image": self.missing_images[0]} if self.missing_images else {})}
+        return {"posts": len(self.records), "without_image": sum(image is None for image in self.images),
+                "missing_images": len(self.missing_images), "bad_images": len(self.bad_images),
+                **({"first_missing_image": self.missing_images[0]} if self.missing_images else {}),
+                **({"first_bad_image": self.bad_images[0]} if self.bad_images else {})}
+
+    def summary(self, counts: dict, features: str | None) -> dict:
+        """What a prediction run reports, the CLI's and the API's alike: the posts and their images,
+        the parser's `counts`, and the feature report (`features`: the source's line, None when
+        nothing was decoded)."""
+        read = any(record.image_id for record in self.records)
+        return {**self.report(), **counts,
+                "features": features if read and features else "region features: none (no post's image to read)"}
 
 
 def post_records(posts: list[Post], task: str, images: Path | None, by_id: bool = False) -> PostRun:
     """Records (tokens as the Twitter releases split them) for `task`. `by_id`: images are ids of
-    a given region folder; else each is looked up as a file (as given, or inside `images`), and
-    one not found is counted and predicted without regions."""
+    a given region folder (one it lacks is counted by `PostRun.without_regions`); else each is
+    looked up as a file (as given, or inside `images`), and one not found is counted and
+    predicted without regions."""
     records, jobs, missing = [], {}, []
     keys: dict[Path, str] = {}
     for post in posts:
@@ -122,7 +168,7 @@ def post_records(posts: list[Post], task: str, images: Path | None, by_id: bool 
                 jobs.setdefault(key, ImageJob(key, path, post.image))
         tokens = [token.text for token in tokenize(post.text)]
         records.append(Record(id=post.id, task=task, tokens=tokens, image_id=key, context=post.context))
-    return PostRun(task, records, list(jobs.values()), sum(p.image is None for p in posts), missing)
+    return PostRun(task, records, list(jobs.values()), [post.image for post in posts], missing)
 
 
 def _unique(key: str, taken) -> str:

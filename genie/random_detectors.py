@@ -41,6 +41,7 @@ from transformers import (
 )
 
 from genie.errors import GenieError
+from genie.io import atomic_folder
 
 SIZES = ("tiny", "base")
 # Shortest/longest edge of the tiny aspect-keeping processors: images are resized to 96-128 px.
@@ -200,7 +201,8 @@ def _spread(model: torch.nn.Module, generator: torch.Generator) -> None:
 
 def save_random_detector(family: str, out: Path, size: str = "tiny", dim: int = 64, seed: int = 0) -> Path:
     """Build a random `family` detector ("grid" is a CLIP vision tower, "vit" a ViT one) and save it,
-    with its PIL image processor and any tokenizer, into `out` for `load_detector(out)`."""
+    with its PIL image processor and any tokenizer, into `out` for `load_detector(out)` (an old
+    folder there is replaced, and the weights are not left private as safetensors writes them)."""
     if family not in BUILDERS:
         raise GenieError(f"no random detector of family {family!r}; families: {', '.join(FAMILIES)}")
     if size not in SIZES:
@@ -209,8 +211,9 @@ def save_random_detector(family: str, out: Path, size: str = "tiny", dim: int = 
     model = _build(config)
     _spread(model, torch.Generator().manual_seed(seed))
     out = Path(out)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    for part in tokenizer:
-        part.save_pretrained(out)
+    with atomic_folder(out) as staged:
+        model.save_pretrained(staged)
+        processor.save_pretrained(staged)
+        for part in tokenizer:
+            part.save_pretrained(staged)
     return out

@@ -125,8 +125,9 @@ def region_file(out: Path, key: str) -> Path:
 def extract_regions(jobs: list[ImageJob], out: Path, detector, batch_size: int = 8, on_bad_image: str = "skip",
                     max_pixels: int = MAX_PIXELS) -> dict:
     """Write the region file of every job not done yet; returns the run's summary. Bad images
-    are skipped and listed in `bad_images.jsonl` (or, `on_bad_image="error"`, stop the run with
-    one line; the files written so far stay)."""
+    (unreadable, too small, or one the detector cannot take) are skipped and listed in
+    `bad_images.jsonl` (or, `on_bad_image="error"`, stop the run with one line; the files
+    written so far stay)."""
     if on_bad_image not in ON_BAD_IMAGE:
         raise GenieError(f"on_bad_image must be one of {', '.join(ON_BAD_IMAGE)}, got {on_bad_image!r}")
     if batch_size < 1:
@@ -144,13 +145,14 @@ def extract_regions(jobs: list[ImageJob], out: Path, detector, batch_size: int =
                 try:
                     if job.path is None:
                         raise BadImage("no such file")
-                    pictures.append((job, open_image(job.path, max_pixels)))
+                    picture = open_image(job.path, max_pixels)
+                    pictures.append((job, picture, detector.prepare(picture.image)))
                 except BadImage as exc:
-                    if on_bad_image == "error":
-                        raise GenieError(f"bad image: {exc}", job.path or job.reference) from None
-                    bad.append({"image": job.reference, "reason": str(exc)})
-            found = detector.detect([picture.image for _, picture in pictures]) if pictures else []
-            for (job, picture), detections in zip(pictures, found):
+                    _bad(bad, job, exc, on_bad_image)
+            for (job, picture, _), detections in zip(pictures, _detect(detector, pictures)):
+                if isinstance(detections, BadImage):
+                    _bad(bad, job, detections, on_bad_image)
+                    continue
                 _write(region_file(out, job.image_id), detections, picture)
                 written += 1
                 empty += len(detections.scores) == 0
@@ -161,6 +163,29 @@ def extract_regions(jobs: list[ImageJob], out: Path, detector, batch_size: int =
             "bad": len(bad), **({"bad_list": str(out / BAD_LIST)} if bad else {}), "no_regions": empty,
             "seconds": round(seconds, 2), "images_per_second": round(written / max(seconds, 1e-9), 2),
             "dim": detector.dim, "detector": detector.settings()["model"]}
+
+
+def _bad(bad: list[dict], job: ImageJob, problem: BadImage, on_bad_image: str) -> None:
+    """A bad image: listed, or (`on_bad_image="error"`) the one line that stops the run."""
+    if on_bad_image == "error":
+        raise GenieError(f"bad image: {problem}", job.path or job.reference) from None
+    bad.append({"image": job.reference, "reason": str(problem)})
+
+
+def _detect(detector, pictures: list[tuple]) -> list:
+    """Each (job, picture, model input)'s detections, or the BadImage it is. A batch the detector
+    fails on is run one image at a time, and an image it fails on alone is bad: Grounding DINO
+    picks its queries among the feature-map cells, and a banner's map can hold fewer than that."""
+    if not pictures:
+        return []
+    try:
+        return detector.detect([picture.image for _, picture, _ in pictures], [inputs for *_, inputs in pictures])
+    except (RuntimeError, ValueError, IndexError) as exc:
+        if len(pictures) == 1:
+            width, height = pictures[0][1].image.size
+            return [BadImage(f"the detector fails on {width}x{height} pixels ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())})")]
+    return [found for picture in pictures for found in _detect(detector, [picture])]
 
 
 def _write(path: Path, detections, picture) -> None:

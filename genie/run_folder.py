@@ -2,7 +2,9 @@
 count) is fingerprinted in `run.json`; a lock is held while the run trains; a `train` whose
 fingerprint differs from the folder's run is refused before any step. So a second start either
 continues the same run exactly, reprints a finished run's metrics, or stops with one line: it
-never resumes another run's checkpoint or prints another run's metrics."""
+never resumes another run's checkpoint or prints another run's metrics. A start that stops before
+writing anything of a run (a mistyped data.dir, features.dir or model.name) takes back the folder,
+lock and fingerprint it made: a rerun finds things as they were."""
 
 from __future__ import annotations
 
@@ -70,14 +72,25 @@ class RunFolder:
         self.path = Path(path)
         self.claimed = False  # this process's run owns the folder's contents
         self._lock: FileLock | None = None
+        # What this start made, taken back if it writes nothing of a run: the folders lock() created
+        # (innermost first), whether it created the lock file, and whether claim() wrote the
+        # fingerprint, with the file's bytes before (None: there was none).
+        self._new_folders: list[Path] = []
+        self._new_lock = False
+        self._wrote_fingerprint = False
+        self._fingerprint_before: bytes | None = None
+        self._inputs: tuple[Path, ...] = ()
 
     def lock(self) -> None:
         """Hold the folder's lock: an OS file lock, so a killed run's lock does not block."""
+        self._new_folders = [p for p in (self.path, *self.path.parents) if not p.exists()]
+        self._new_lock = not (self.path / LOCK).exists()
         self.path.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.path / LOCK, timeout=0)
         try:
             lock.acquire()
         except Timeout:
+            self._new_lock = False  # another run's
             owner = self.path / OWNER
             pid = owner.read_text().strip() if owner.is_file() else "unknown"
             raise GenieError(f"another genie train (pid {pid}) is running in this folder; wait for it to end, "
@@ -86,19 +99,42 @@ class RunFolder:
         self._lock = lock
 
     def release(self) -> None:
-        if self._lock is not None:
-            (self.path / OWNER).unlink(missing_ok=True)
-            self._lock.release()
-            self._lock = None
+        """Let the folder go; a start that wrote nothing of a run takes back what it made."""
+        if self._lock is None:
+            return
+        started = bool(self._held(self._inputs))
+        (self.path / OWNER).unlink(missing_ok=True)
+        self._lock.release()
+        self._lock = None
+        if not started:
+            self._take_back()
+
+    def _take_back(self) -> None:
+        """The fingerprint as it was before this start, then its lock file and new folders (each
+        only if empty: what another process put there stays)."""
+        if self._wrote_fingerprint and self._fingerprint_before is None:
+            (self.path / FINGERPRINT).unlink(missing_ok=True)
+        elif self._wrote_fingerprint:
+            (self.path / FINGERPRINT).write_bytes(self._fingerprint_before)
+        if self._new_lock:
+            (self.path / LOCK).unlink(missing_ok=True)
+        for folder in self._new_folders:
+            if any(folder.iterdir()):
+                break
+            folder.rmdir()
 
     def claim(self, fingerprint: dict, resume: bool, overwrite: bool, inputs: tuple[Path, ...] = ()) -> str:
         """`new` (the folder is this run's now), `resume` (the same run, unfinished) or `finished`
         (the same run, its test metrics written); another run there is an error unless `overwrite`.
         `inputs` (data files, feature folders) may live inside the folder: they are not a run's."""
         saved = self._saved()
+        self._inputs = inputs
         held = self._held(inputs)
         self.claimed = True
         if not held:  # nothing of a run yet (a fingerprint alone: a start that stopped before any output)
+            path = self.path / FINGERPRINT
+            self._fingerprint_before = path.read_bytes() if path.is_file() else None
+            self._wrote_fingerprint = True
             self._write(fingerprint)
             return "new"
         if saved == fingerprint and resume and not overwrite:

@@ -10,7 +10,7 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from genie.backbones import SIZES, check_lengths, size
-from genie.config import GenieConfig, RegularizersConfig
+from genie.config import GenieConfig, ModelConfig, RegularizersConfig
 from genie.context import ContextUse
 from genie.demo import build_demo
 from genie.errors import GenieError
@@ -26,6 +26,7 @@ from genie.modeling import (
 )
 from genie.prompts import load_prompts
 from genie.records import BadLines, Record
+from genie.sources import model_source
 from genie.targets import pointer_labels, source_text
 from genie.tasks import Task, get_task
 from genie.tokenizer import train_bart_tokenizer, train_t5_tokenizer
@@ -57,6 +58,13 @@ def run_tasks(cfg: GenieConfig) -> list[Task]:
     for task in tasks:
         pointer_labels(cfg.target_format, task)
     return tasks
+
+
+def check_model(cfg: GenieConfig) -> None:
+    """`model.name` is a built-in tiny model, a local folder or a Hub name the Hub can be asked
+    for: checked before a run folder exists (genie/sources.py has the rule)."""
+    if cfg.model.name not in TINY_MODELS:
+        model_source(cfg.model.name)
 
 
 def demo_folder(cfg: GenieConfig, task_name: str) -> Path:
@@ -168,12 +176,13 @@ def _base_model(cfg: GenieConfig, parts: list[TaskData], tokenizer=None):
 
 
 def _warn_ignored_sizes(cfg: GenieConfig, config) -> None:
-    """A pretrained backbone keeps its own sizes: say so when the config asks for other ones."""
+    """A pretrained backbone keeps its own sizes: say so when the config asks for other ones than
+    the tiny model's defaults (those are every config's, and no request for a pretrained model)."""
     differ = []
     for key in SIZES:
-        actual = size(config, key)
-        if actual is not None and actual != getattr(cfg.model, key):
-            differ.append(f"model.{key}={getattr(cfg.model, key)} (it has {actual})")
+        actual, asked = size(config, key), getattr(cfg.model, key)
+        if actual is not None and actual != asked and asked != getattr(ModelConfig(), key):
+            differ.append(f"model.{key}={asked} (it has {actual})")
     if differ:
         logger.warning("%s keeps its own sizes; ignored: %s", cfg.model.name, ", ".join(differ))
 

@@ -48,6 +48,7 @@ from genie.run_setup import (
     SPLITS,
     TaskData,
     build_model,
+    check_model,
     load_task_data,
     run_tasks,
     split_files,
@@ -105,6 +106,7 @@ def train(cfg: GenieConfig) -> dict:
     for the run; Ctrl-C or SIGTERM raise `Interrupted`, naming the last checkpoint."""
     cfg = replace(cfg, train=replace(cfg.train, output_dir=cfg.train.output_dir or default_output_dir(cfg)))
     tasks = run_tasks(cfg)  # a wrong task name or format stops here, before a run folder exists
+    check_model(cfg)  # and so does a mistyped model path, or a Hub name with no Hub to reach
     return Trainer(cfg, tasks).run()
 
 

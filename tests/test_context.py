@@ -70,7 +70,7 @@ def test_posts_carry_context_to_their_records(tmp_path):
         + "a plain post\n" + json.dumps({"text": "x", "context": "no list"}) + "\n")
     with pytest.raises(GenieError, match=r"posts\.jsonl:3: not a post: 'context' must be a list"):
         read_posts(tmp_path / "posts.jsonl")
-    posts = read_posts(tmp_path / "posts.jsonl", bad_lines=BadLines())
+    posts, _ = read_posts(tmp_path / "posts.jsonl", bad_lines=BadLines())
     records = post_records(posts, "mner", None).records
     assert records[0].context == [Context("llm", "Kraido is a singer")] and records[1].context == []
 

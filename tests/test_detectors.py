@@ -292,7 +292,7 @@ def test_an_unsupported_model_type_lists_the_supported(tmp_path):
 
 
 def test_a_missing_folder_or_a_file_is_refused(tmp_path):
-    with pytest.raises(GenieError, match="not a model folder"):
+    with pytest.raises(GenieError, match="no such local folder"):
         load_detector(tmp_path / "no" / "such" / "detector")
     (tmp_path / "model.bin").write_bytes(b"")
     with pytest.raises(GenieError, match="not a file"):

@@ -1,7 +1,8 @@
 """README is the front page and docs/ holds the rest: every relative link (and #anchor) of README
 and docs/*.md resolves, every docs page is linked from README, README stays short, every `genie`
-command of their bash blocks names a real subcommand, and the bench and ablation tables' markers
-stand in the pages `make bench` and `make ablate` write to. Each check also runs on a small broken
+command of their bash blocks names a real subcommand, the bench and ablation tables' markers
+stand in the pages `make bench` and `make ablate` write to, and .gitignore lists the folders their
+commands create. Each check also runs on a small broken
 example, so it is seen to fail."""
 
 from __future__ import annotations
@@ -186,3 +187,32 @@ def test_an_unknown_genie_subcommand_is_found():
     problems = unknown_subcommands(text)
     assert len(problems) == 3 and [p.split(": no subcommand ")[1].split(" (")[0] for p in problems] == [
         "'frobnicate'", "'tran'", "'features check'"]
+
+
+def created_folders(text: str) -> set[str]:
+    """The top folders the page's `genie` commands write into: the first folder of each relative
+    --out / --output path (the path itself when it has no suffix: then it is a folder)."""
+    folders = set()
+    for words in genie_commands(text):
+        for option, value in zip(words, words[1:]):
+            path = Path(value)
+            if option in ("--out", "--output") and not path.is_absolute() and (len(path.parts) > 1 or not path.suffix):
+                folders.add(path.parts[0])
+    return folders
+
+
+def test_gitignore_lists_every_folder_the_documented_commands_create():
+    from genie.config import load_config
+
+    made = {"runs", load_config(None).data.demo_dir}  # `make train`'s run folders and demos
+    made |= {folder for page in PAGES for folder in created_folders(page.read_text(encoding="utf-8"))}
+    assert {"data", "backbones", "detectors", "regions"} <= made  # the commands were found
+    lines = (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
+    ignored = {line.strip().strip("/") for line in lines if line.strip() and not line.startswith("#")}
+    assert made <= ignored, f".gitignore misses {sorted(made - ignored)}"
+
+
+def test_the_folders_a_command_creates_are_found():
+    text = ("```bash\ngenie convert --out data/train.jsonl\ngenie features extract --out regions --images photos\n"
+            "genie predict --output preds.jsonl\ngenie backbone --out /tmp/x\n```\n")
+    assert created_folders(text) == {"data", "regions"}

@@ -45,7 +45,7 @@ def stopped(tmp_path_factory) -> tuple[Path, Path, str]:
     root = tmp_path_factory.mktemp("early")
     done = subprocess.run(command(root / "run", root / "demo"), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    return root / "run", root / "demo", done.stdout
+    return root / "run", root / "demo", done.stdout + done.stderr
 
 
 def test_a_run_stops_at_the_evaluation_the_rule_names_and_is_finished(stopped):
@@ -61,6 +61,10 @@ def test_a_run_stops_at_the_evaluation_the_rule_names_and_is_finished(stopped):
     assert metrics["best_epoch"] == 1 + scores.index(max(scores)) and metrics["dev_best"] == max(scores)
     assert (out / "best" / "model.safetensors").is_file() and (out / "test_predictions.jsonl").is_file()
     assert "stopped early" in stdout
+    headline = stdout.rstrip("\n").splitlines()[-1]  # the run's last line says where everything is
+    assert headline.startswith(f"genie: test MNER F1 {metrics['mner']['f1']:.2f}")
+    assert f"best dev {max(scores):.2f} at epoch {metrics['best_epoch']} of 3 (stopped early)" in headline
+    assert f"{out / 'test_metrics.json'}" in headline and f"{out / 'test_predictions.jsonl'}" in headline
 
 
 def test_a_run_killed_before_its_stop_resumes_to_the_same_stop(stopped, tmp_path):

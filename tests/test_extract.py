@@ -15,7 +15,7 @@ from genie.config import load_config
 from genie.demo import build_demo
 from genie.feature_store import FeatureStore
 from genie.features import load_npz
-from genie.random_detectors import save_random_detector
+from genie.random_detectors import FAMILIES, save_random_detector
 from genie.records import Record, read_records, write_records
 from genie.region_extraction import read_manifest
 from genie.tasks import TASKS
@@ -114,6 +114,36 @@ def test_records_pick_the_images_and_a_store_packs_them(detectors, tmp_path, cap
     assert sorted(packed.ids) == ["phone", "photo"] and packed.dim == 32
     assert read_manifest(store)["detector"]["model"] == str(detectors["detr"])  # the origin travels with the store
     assert packed.read("photo", K).image_size == (160, 120)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_odd_sizes_are_counted_bad_and_the_rest_extracted(family, tmp_path, capsys, monkeypatch):
+    """A 1x1 pixel and banners of 3 px are too small for any detector; a 40 px banner depends on it:
+    YOLOS's processor resizes it to 0 px, Grounding DINO's map holds fewer cells than its queries.
+    Each odd one is listed, the good ones are written, and the run ends well."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = save_random_detector(family, tmp_path / family, dim=32)
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    sizes = {"good": (160, 120), "pixel": (1, 1), "wide": (4000, 3), "tall": (3, 4000), "banner": (4000, 40),
+             "also_good": (90, 130)}
+    for name, (width, height) in sizes.items():
+        Image.fromarray(rng.integers(0, 255, (height, width, 3), np.uint8)).save(images / f"{name}.png")
+    prompt = ["--prompt", "cat. dog."] if family == "grounding_dino" else []
+    capsys.readouterr()  # what building the detector printed
+    code, summary = extract(capsys, "--images", images, "--model", model, "--out", tmp_path / "regions",
+                            "--batch-size", 6, *prompt)
+    assert code == 0, summary
+    reasons = {row["image"]: row["reason"] for row in map(json.loads, open(tmp_path / "regions" / "bad_images.jsonl"))}
+    assert {reasons.pop(f"{name}.png").split(":")[0] for name in ("pixel", "wide", "tall")} == {"too small"}
+    expected = {"yolos": "the detector's image processor cannot resize 4000x40 pixels",
+                "grounding_dino": "the detector fails on 4000x40 pixels (RuntimeError"}
+    assert list(reasons) == (["banner.png"] if family in expected else [])
+    assert all(reason.startswith(expected[family]) for reason in reasons.values())
+    written = sorted(p.name for p in (tmp_path / "regions").glob("*.npz"))
+    assert written == sorted(f"{name}.jpg.npz" for name in ("good", "also_good", *([] if reasons else ["banner"])))
+    assert (summary["written"], summary["bad"]) == (len(written), 6 - len(written))
 
 
 def test_user_mistakes_are_one_line(detectors, tmp_path, capsys, monkeypatch):

@@ -119,6 +119,12 @@ def test_no_folder_is_a_text_only_run_and_says_so(tmp_path):
     assert not FeatureSource(tmp_path, max_regions=4, feature_dim=6).text_only
 
 
+def test_a_report_of_no_image_never_says_all_0(tmp_path):
+    assert FeatureSource(None, max_regions=4, feature_dim=6).report() == \
+        "region features: none (text-only: features.dir unset)"
+    assert FeatureSource(tmp_path, max_regions=4, feature_dim=6).report() == "region features: no image to read"
+
+
 def test_cached_features_are_not_shared_with_callers(tmp_path):
     arrays = write_vinvl(tmp_path / "img1.jpg.npz", n=3)
     source = FeatureSource(tmp_path, max_regions=4, feature_dim=6)

@@ -6,6 +6,9 @@ text and index targets. The package is installed by `make install`; without it t
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -218,6 +221,9 @@ def test_the_backbone_is_minilm_on_both_sides_with_new_cross_attention(backbone,
 
 def test_the_backbone_command_and_its_errors(backbone, tmp_path, capsys):
     code, summary = run_cli(capsys, "backbone", "--encoder", backbone.parent / "nowhere", "--out", tmp_path / "b")
+    assert code == 2 and "no such local folder" in summary and not (tmp_path / "b").exists()
+    (tmp_path / "empty").mkdir()
+    code, summary = run_cli(capsys, "backbone", "--encoder", tmp_path / "empty", "--out", tmp_path / "b")
     assert code == 2 and "cannot build an encoder-decoder from" in summary and not (tmp_path / "b").exists()
     config = AutoConfig.from_pretrained(backbone)
     with pytest.raises(GenieError, match="reads at most 512 positions"):
@@ -293,3 +299,14 @@ def test_constrained_text_decoding_is_refused_for_an_uncased_tokenizer(backbone)
     with pytest.raises(GenieError, match="does not give text back as written.*decode.constrained=false"):
         targets.check_decoding(cfg.decode)
     targets.check_decoding(task_config("mner", ["decode.constrained=false"]).decode)
+
+
+def test_genie_backbone_prints_its_result_and_nothing_a_user_did_not_ask_for(tmp_path):
+    """The load report of the new decoder weights (expected, documented), DeepSpeed's accelerator
+    notice and the save progress bars appear with --verbose only."""
+    command = [sys.executable, "-m", "genie.cli", "backbone", "--encoder", "minilm"]
+    quiet = subprocess.run([*command, "--out", str(tmp_path / "a")], capture_output=True, text=True)
+    assert quiet.returncode == 0, quiet.stderr
+    assert json.loads(quiet.stdout)["encoder"] == "minilm" and quiet.stderr == ""
+    loud = subprocess.run([*command, "--out", str(tmp_path / "b"), "--verbose"], capture_output=True, text=True)
+    assert loud.returncode == 0 and "LOAD REPORT" in loud.stderr and "MISSING" in loud.stderr

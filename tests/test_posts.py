@@ -13,11 +13,39 @@ from genie.records import BadLines, Entity, Record
 def test_json_and_plain_text_lines(tmp_path):
     path = tmp_path / "posts.jsonl"
     path.write_text('{"id": "a", "text": "Obama visits Paris", "image": "1.jpg"}\n\n'
-                    "RT @nasa : Mars looks red #space\n"
+                    "RT @nasa : Mars looks red #space\n \n"
                     '{"text": "no id here", "id": 7}\n', encoding="utf-8")
-    posts = read_posts(path)
+    posts, blank_lines = read_posts(path)
     assert posts == [Post("a", "Obama visits Paris", "1.jpg"), Post("3", "RT @nasa : Mars looks red #space"),
                      Post("7", "no id here")]
+    assert blank_lines == 2  # skipped, and counted
+
+
+def test_the_input_format_decides_how_a_line_is_read(tmp_path):
+    path = tmp_path / "posts.txt"
+    path.write_text('{braces} are how I feel today\n[BREAKING] Obama visits Paris\n', encoding="utf-8")
+    with pytest.raises(GenieError, match="posts.txt:1: not a post: not valid JSON .*: --input-format text$"):
+        read_posts(path)  # auto: a line starting with { is JSON
+    posts, _ = read_posts(path, input_format="text")
+    assert [(p.id, p.text) for p in posts] == [("1", "{braces} are how I feel today"),
+                                               ("2", "[BREAKING] Obama visits Paris")]
+    jsonl = tmp_path / "posts.jsonl"
+    jsonl.write_text('{"text": "fine"}\n"a JSON string"\n', encoding="utf-8")
+    assert read_posts(jsonl)[0][1].text == '"a JSON string"'  # auto: text
+    with pytest.raises(GenieError, match="posts.jsonl:2: not a post: a JSON string, not a post object"):
+        read_posts(jsonl, input_format="jsonl")
+    assert read_posts(jsonl, input_format="text")[0][0].text == '{"text": "fine"}'
+    with pytest.raises(GenieError, match="input format must be one of auto, jsonl, text, got 'json'"):
+        read_posts(jsonl, input_format="json")
+
+
+@pytest.mark.parametrize("input_format", ["auto", "jsonl"])
+def test_a_json_line_that_is_not_a_post_object_is_named(tmp_path, input_format):
+    path = tmp_path / "posts.jsonl"
+    path.write_text('{"text": "fine"}\n["a", "list"]\n', encoding="utf-8")
+    with pytest.raises(GenieError, match=r"posts.jsonl:2: not a post: a JSON array, not a post object; "
+                                         r"for posts of plain text: --input-format text"):
+        read_posts(path, input_format=input_format)
 
 
 @pytest.mark.parametrize("line, problem", [
@@ -32,15 +60,17 @@ def test_a_bad_line_is_named_or_counted(tmp_path, line, problem):
     with pytest.raises(GenieError, match=f"posts.jsonl:2: not a post: {problem}"):
         read_posts(path)
     skipped = BadLines()
-    assert [p.text for p in read_posts(path, skipped)] == ["fine", "also fine"]
+    assert [p.text for p in read_posts(path, skipped)[0]] == ["fine", "also fine"]
     assert skipped.count == 1 and problem in skipped.first
 
 
-def test_repeated_ids_are_an_error(tmp_path):
+def test_repeated_ids_are_an_error_naming_both_lines(tmp_path):
     path = tmp_path / "posts.jsonl"
-    path.write_text('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n', encoding="utf-8")
-    with pytest.raises(GenieError, match="post id 'a' is used twice"):
+    path.write_text('{"id": "a", "text": "x"}\n\n{"id": "a", "text": "y"}\n{"text": "z"}\n', encoding="utf-8")
+    with pytest.raises(GenieError, match=r"posts.jsonl:3: post id 'a' is used twice \(first on line 1\)$"):
         read_posts(path)
+    skipped = BadLines()
+    assert [p.text for p in read_posts(path, skipped)[0]] == ["x", "z"] and skipped.count == 1
 
 
 def test_images_are_resolved_and_counted(tmp_path):
@@ -57,8 +87,20 @@ def test_images_are_resolved_and_counted(tmp_path):
     assert [job.image_id for job in run.jobs] == ["1", "1~2"]
     assert run.report() == {"posts": 5, "without_image": 1, "missing_images": 1, "bad_images": 0,
                             "first_missing_image": "missing.png"}
-    by_id = post_records(posts[:1], "gmner", None, by_id=True)
-    assert by_id.records[0].image_id == "1" and not by_id.jobs  # ids of a region folder: nothing to extract
+    run.without_regions(lambda key: key != "1~2", missing=False)  # its extraction failed
+    assert run.records[1].image_id == "" and run.records[0].image_id == "1"
+    assert (run.report()["bad_images"], run.report()["first_bad_image"]) == (1, str(tmp_path / "two" / "1.jpg"))
+    by_id = post_records([posts[0], posts[4]], "gmner", None, by_id=True)
+    assert [r.image_id for r in by_id.records] == ["1", "missing"] and not by_id.jobs  # ids of a region folder
+    by_id.without_regions(lambda key: key == "1", missing=True)  # the folder lacks the second
+    assert [r.image_id for r in by_id.records] == ["1", ""]
+    assert (by_id.report()["missing_images"], by_id.report()["first_missing_image"]) == (1, "missing.png")
+
+
+def test_a_summary_never_says_features_of_no_image():
+    run = post_records([Post("a", "x")], "gmner", None)
+    summary = run.summary({"parsed": 1}, "region features: none (text-only: features.dir unset)")
+    assert summary["features"] == "region features: none (no post's image to read)" and summary["parsed"] == 1
 
 
 def test_predictions_carry_character_offsets_into_the_text():

@@ -16,6 +16,7 @@ from PIL import Image
 
 from genie import Extractor
 from genie.config import load_config
+from genie.errors import GenieError
 from genie.decode_files import decode_file
 from genie.decode_journal import DecodeJournal
 from genie.random_detectors import save_random_detector
@@ -85,6 +86,9 @@ def test_predict_with_a_detector_from_raw_posts_and_the_api_agree(default_run, t
             "--images", images]
     code, err = predict(capsys, *args)
     assert code == 2 and "pass --detector" in err, err  # demo regions: no detector to reuse
+    extractor = Extractor.from_pretrained(out / "best", device="cpu")
+    with pytest.raises(GenieError, match="pass detector=NAME_OR_FOLDER"):  # the API's own words
+        extractor.predict(posts, images=images)
     with caplog.at_level(logging.WARNING):
         code, summary = predict(capsys, *args, "--detector", detector)
     assert code == 0, summary
@@ -92,15 +96,60 @@ def test_predict_with_a_detector_from_raw_posts_and_the_api_agree(default_run, t
     assert "demo" in warning and "detr" in warning  # names both extractors
     assert (summary["posts"], summary["without_image"], summary["missing_images"], summary["bad_images"]) == \
         (5, 1, 1, 1)
+    assert (summary["first_missing_image"], summary["first_bad_image"]) == ("gone.jpg", "broken.jpg")
+    assert summary["features"] == "region features: all 2 images found"  # the bad one is counted once, as bad
     regions = tmp_path / "preds.jsonl.regions"
     assert sorted(p.name for p in regions.glob("*.npz")) == ["a.jpg.npz", "b.jpg.npz"]
     cli = [json.loads(line) for line in (tmp_path / "preds.jsonl").read_text().splitlines()]
     assert [line["id"] for line in cli] == ["p1", "p2", "p3", "p4", "5"]
     assert cli[0]["tokens"] == ["RT", "@nasa", ":", "Rihanna", "spotted", "in", "Paris", "!"]
-    api = Extractor.from_pretrained(out / "best", device="cpu").predict(
-        [*posts, "just a plain line of text"], images=images, detector=detector)
-    assert api[:4] == cli[:4]  # the API is what the command runs
-    assert api[4]["entities"] == cli[4]["entities"] and api[4]["text"] == cli[4]["text"]  # ids: line number / index
+    api = extractor.predict([*posts, "just a plain line of text"], images=images, detector=detector)
+    assert api == cli  # the API is what the command runs; a post's id: its line number, its position from 1
+    assert api.summary == {key: summary[key] for key in api.summary}  # and counts what the command prints
+
+
+def test_the_readme_example_without_its_files_says_so(default_run, tmp_path, caplog, monkeypatch):
+    """README's call in an empty folder: a detector that is not there is an error even when no
+    image needs it, and an image that is not there is counted and warned of."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    _, out = default_run
+    extractor = Extractor.from_pretrained(out / "best", device="cpu")
+    posts = [{"text": "Obama visits Paris", "image": "photos/1.jpg"}]
+    with pytest.raises(GenieError, match="detectors/tiny-detr"):  # not there: never silent
+        extractor.predict(posts, detector="detectors/tiny-detr")
+    save_random_detector("detr", tmp_path / "detectors" / "tiny-detr", dim=load_config(out / "genie.yaml").features.dim)
+    with caplog.at_level(logging.WARNING):
+        records = extractor.predict(posts, detector="detectors/tiny-detr")
+    assert records[0]["id"] == "1" and records[0]["image_id"] == ""
+    assert (records.summary["missing_images"], records.summary["first_missing_image"]) == (1, "photos/1.jpg")
+    assert records.summary["features"] == "region features: none (no post's image to read)"
+    assert any("1 post(s) name an image not found" in r.getMessage() for r in caplog.records)
+    with pytest.raises(GenieError, match=r"post 2: not a post: a JSON array, not a post object; .*input_format=\"text\""):
+        extractor.predict(["fine", '["a", "list"]'])
+    assert extractor.predict(['["a", "list"]'], input_format="text")[0]["text"] == '["a", "list"]'
+
+
+def test_predict_counts_what_a_region_folder_lacks_and_reads_plain_text_as_asked(default_run, tmp_path, capsys):
+    _, out = default_run
+    records, features = demo_posts(out, tmp_path / "demo.jsonl", n=1)
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(json.dumps({"text": "Obama visits Paris", "image": records[0].image_id}) + "\n\n"
+                     + json.dumps({"text": "Obama visits Rome", "image": "nope"}) + "\n", encoding="utf-8")
+    args = ["--checkpoint", out / "best", "--features", features]
+    code, summary = predict(capsys, *args, "--input", posts, "--output", tmp_path / "preds.jsonl")
+    assert code == 0, summary
+    assert (summary["posts"], summary["blank_lines"], summary["missing_images"], summary["first_missing_image"]) == \
+        (2, 1, 1, "nope")
+    assert summary["features"] == "region features: all 1 images found"  # the missing one is counted once
+    text = tmp_path / "posts.txt"
+    text.write_text("{braces} Obama visits Paris\n", encoding="utf-8")
+    code, err = predict(capsys, *args, "--input", text, "--output", tmp_path / "text.jsonl")
+    assert code == 2 and "posts.txt:1: not a post: not valid JSON" in err and "--input-format text" in err, err
+    code, summary = predict(capsys, *args, "--input", text, "--output", tmp_path / "text.jsonl", "--input-format", "text")
+    assert code == 0 and summary["features"] == "region features: none (no post's image to read)", summary
+    line = json.loads((tmp_path / "text.jsonl").read_text())
+    assert (line["id"], line["text"]) == ("1", "{braces} Obama visits Paris")
 
 
 def test_a_killed_predict_resumes(default_run, tmp_path, capsys, monkeypatch):

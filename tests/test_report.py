@@ -1,6 +1,7 @@
 """`genie report`: every error kind found where it is, the page's numbers those of `genie
 evaluate`, and the page working in a real browser (Debian's chromium, headless: loaded, filtered
-through its address, the rows shown counted from the rendered DOM, a screenshot taken)."""
+through its address, the rows shown counted from the rendered DOM, screenshots: box labels drawn
+beside their boxes, green when right and red when wrong); no grounding words for tasks without it."""
 
 from __future__ import annotations
 
@@ -175,3 +176,116 @@ def test_a_test_set_as_big_as_twitter_2015s_loads_and_filters(demo, tmp_path):
     summary = write_report(get_task("gmner"), big_gold, big_pred, tmp_path / "big.html")
     errors = summary["posts_with_errors"]
     assert shown(rendered(tmp_path / "big.html", "#errors")) == (errors, f"{errors} of 3257 posts shown")
+
+
+RIGHT, WRONG = (0x1A, 0x7F, 0x37), (0xCF, 0x22, 0x2E)  # the page's green and red
+
+
+def screenshot(page: Path, shot: Path, size: str = "1100,2400") -> Image.Image:
+    subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--window-size={size}", f"--screenshot={shot}", page.resolve().as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    return Image.open(shot).convert("RGB")
+
+
+def pixels_of(shot: Image.Image, colour, box) -> int:
+    """Pixels within 40 of `colour` on each channel inside `box` (left, top, right, bottom)."""
+    region = shot.crop(tuple(round(v) for v in box))
+    return sum(all(abs(a - b) <= 40 for a, b in zip(pixel, colour)) for pixel in region.get_flattened_data())
+
+
+@needs_browser
+def test_boxes_are_labelled_over_the_image_green_when_right_red_when_wrong(tmp_path):
+    """A right entity (gold and predicted box, labelled above and below it) and a spurious one
+    (predicted box, labelled below) over a blue image: the screenshot has the labels' colours
+    beside their boxes, where no box line is."""
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (400, 300), (0, 0, 255)).save(images / "i.png")
+    tokens = ["Alice", "met", "Bob"]
+    right, spurious = [100, 150, 200, 250], [250, 40, 350, 100]
+    gold = Record("p1", "gmner", tokens, "i", [entity(0, "PER", [right], text="Alice")])
+    pred = replace(gold, entities=[entity(0, "PER", [right], text="Alice"), entity(2, "PER", [spurious], text="Bob")])
+    write_report(get_task("gmner"), [gold], [pred], tmp_path / "r.html", images)
+    page = (tmp_path / "r.html").read_text()
+    assert ">Alice [PER]</text>" in page and ">Bob [PER]</text>" in page
+    shot = screenshot(tmp_path / "r.html", tmp_path / "shot.png")
+    blue = [(x, y) for x in range(0, shot.width, 2) for y in range(0, shot.height, 2)
+            if shot.getpixel((x, y)) == (0, 0, 255)]
+    left, top = min(x for x, _ in blue), min(y for _, y in blue)
+    scale = (max(x for x, _ in blue) - left) / 400  # screen pixels per image pixel
+
+    def on_screen(x0, y0, x1, y1):
+        return left + x0 * scale, top + y0 * scale, left + x1 * scale, top + y1 * scale
+
+    label = 20  # image pixels: a little more than a label's height (11 CSS pixels at 400/280 per pixel)
+    above_right, below_right = on_screen(100, 150 - label, 300, 146), on_screen(100, 254, 300, 250 + label)
+    below_spurious = on_screen(250, 104, 400, 100 + label)
+    assert pixels_of(shot, RIGHT, above_right) > 20 and pixels_of(shot, WRONG, above_right) == 0
+    assert pixels_of(shot, RIGHT, below_right) > 20 and pixels_of(shot, WRONG, below_right) == 0
+    assert pixels_of(shot, WRONG, below_spurious) > 20 and pixels_of(shot, RIGHT, below_spurious) == 0
+    # the boxes' own lines: the right one green, the spurious one red
+    assert pixels_of(shot, RIGHT, on_screen(95, 170, 105, 230)) > 5
+    assert pixels_of(shot, WRONG, on_screen(245, 50, 255, 90)) > 5
+
+
+@needs_browser
+def test_the_iou_histogram_counts_on_its_axis(demo, tmp_path):
+    gold, pred = read_records(demo[0]), read_records(demo[1])
+    write_report(get_task("gmner"), gold, pred, tmp_path / "r.html")
+    bins = [0] * 10
+    for iou in analyse(gold, pred).ious:
+        bins[min(int(iou * 10), 9)] += 1
+    histogram = re.search(r"<svg id=\"iou-histogram\".*?</svg>", rendered(tmp_path / "r.html")).group(0)
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", histogram)
+    assert {"0", str(max(bins) // 2), str(max(bins)), "entities", "IoU"} <= set(texts) and max(bins) > 2
+
+
+def visible_text(dom: str) -> str:
+    return re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)>.*?</\1>", "", dom, flags=re.S))
+
+
+@needs_browser
+def test_tasks_without_grounding_show_no_grounding(tmp_path):
+    """MNER reads the image but grounds nothing: the image without boxes, no "in the image", no box
+    filters; the error rows red, the correct ones green."""
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (64, 48), "white").save(images / "i.jpg")
+    tokens = ["Alice", "in", "Paris"]
+    gold = [Record("right", "mner", tokens, "i", [entity(0, "PER", text="Alice")]),
+            Record("wrong", "mner", tokens, "i", [entity(0, "PER", text="Alice"), entity(2, "LOC", text="Paris")])]
+    pred = [gold[0], replace(gold[1], entities=[entity(0, "ORG", text="Alice")])]
+    write_report(get_task("mner"), gold, pred, tmp_path / "r.html", images)
+    dom = rendered(tmp_path / "r.html")
+    text = visible_text(dom).lower()
+    assert "alice [per]" in text and "paris [loc]" in text and "missed" in text
+    assert "in the image" not in text and "box" not in text and "canvas" not in text
+    assert dom.count("<image href=\"images/i.jpg\"") == 2 and "<rect" not in dom
+    assert re.findall(r"<div class=\"kind (\w+)\">(\w+):", dom) == [("ok", "right"), ("bad", "wrong")]
+    grounded = visible_text(rendered(write_gmner(tmp_path))).lower()
+    assert "in the image" in grounded and "wrong box" in grounded  # what the test above looks for is there
+
+
+def write_gmner(tmp_path: Path) -> Path:
+    gold = Record("g", "gmner", ["Alice"], "i", [entity(0, "PER", [[0, 0, 10, 10]], text="Alice")])
+    write_report(get_task("gmner"), [gold], [gold], tmp_path / "gmner.html")
+    return tmp_path / "gmner.html"
+
+
+def test_labels_of_boxes_side_by_side_do_not_cover_each_other(tmp_path):
+    """Two predicted boxes ending on one line: their labels go on two lines; a label that would
+    run off the image ends at its box's right edge (the canvas is 100 wide: a label is about 2.4
+    units a letter)."""
+    tokens = ["Alice", "and", "Bob", "Bartholomew"]
+    gold = Record("p", "gmner", tokens, "i", [entity(0, "PER", [[0, 0, 60, 80]], text="Alice"),
+                                              entity(2, "PER", [[10, 0, 100, 80]], text="Bob"),
+                                              entity(3, "PER", [[70, 0, 100, 80]], text="Bartholomew")])
+    write_report(get_task("gmner"), [gold], [gold], tmp_path / "r.html")
+    labels = re.findall(r"<text x='(\d+)' y='(\d+)' text-anchor='(\w+)'[^>]*>([^<]*)</text>",
+                        (tmp_path / "r.html").read_text())
+    assert [text for *_, text in labels] == ["Alice [PER]", "Bob [PER]", "Bartholomew [PER]"] * 2
+    gold_a, gold_b, gold_c, pred_a, pred_b, pred_c = [(int(x), int(y), anchor) for x, y, anchor, _ in labels]
+    assert gold_a[1] != gold_b[1] and pred_a[1] != pred_b[1]
+    assert gold_a[0] == pred_a[0] == 0 and gold_a[2] == pred_a[2] == "start"  # where its box starts
+    assert gold_c[0] == pred_c[0] == 100 and gold_c[2] == pred_c[2] == "end"

@@ -111,6 +111,7 @@ def test_a_killed_decode_resumes_and_writes_each_input_once(straight, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout)
     assert summary["resumed_with"] == len(before) and summary["records"] == 300
+    assert resumed.stderr.rstrip("\n").splitlines()[-1].startswith(f"genie: 300 predictions in {output}")
     assert not partial.exists()
     gold, got = read_records(test_file), read_records(output)
     assert [r.id for r in got] == [r.id for r in gold]  # each input once, in input order

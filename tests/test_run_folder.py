@@ -233,9 +233,6 @@ def test_a_text_only_run_says_so_and_a_log_gets_few_progress_lines_and_no_tied_w
     assert metrics["text_only"] is True and metrics["features"].startswith("region features: none (text-only")
     assert "Removed shared tensor" not in log.stderr
     assert log.stderr.count("train:") <= 5, log.stderr  # its start and end, and one line per 30 s (60 steps)
-    quiet = genie("train", "task=nosuch")  # without --config: says what it would run, then stops on the task
-    assert quiet.stderr.splitlines()[0].startswith("genie: no --config: nosuch with the default settings")
-    assert quiet.returncode == 2 and "unknown task 'nosuch'" in quiet.stderr.splitlines()[-1]
 
 
 def readme_train_commands() -> list[tuple[str, list[str]]]:

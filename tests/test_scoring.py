@@ -166,3 +166,12 @@ def test_gmner_is_also_counted_as_hindex_counts_duplicates(order):
     assert (out["gmner"]["correct"], out["gmner"]["predicted"]) == (1, 2)
     assert (out["as_hindex"]["gmner"]["correct"], out["as_hindex"]["gmner"]["predicted"]) == (int(order == -1), 1)
     assert (out["as_hindex"]["mner"]["correct"], out["as_hindex"]["mner"]["predicted"]) == (1, 1)
+
+
+def test_mner_is_also_counted_as_hindex_counts_duplicates():
+    tokens = "NBA is back".split()
+    gold = [Record("1", "mner", tokens, "i", [Entity(0, 1, "NBA", "ORG")])]
+    twice = [Record("1", "mner", tokens, "i", [Entity(0, 1, "NBA", "ORG"), Entity(0, 1, "NBA", "PER")])]
+    out = get_task("mner").evaluate(gold, twice)
+    assert (out["mner"]["correct"], out["mner"]["predicted"]) == (1, 2)
+    assert (out["as_hindex"]["mner"]["correct"], out["as_hindex"]["mner"]["predicted"]) == (0, 1)  # the last wins

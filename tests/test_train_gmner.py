@@ -5,6 +5,8 @@ trains (a few CPU minutes); the tests that read it form one xdist group, so it i
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 import subprocess
@@ -209,6 +211,13 @@ def test_model_option_loads_a_local_save_pretrained_folder(tmp_path, caplog):
         assert "keeps its own sizes" not in caplog.text  # the config's sizes are the backbone's
         build_model(load_config("configs/gmner.yaml", [f"model.name={folder}", "model.d_model=32"]), [part])
     assert f"{folder} keeps its own sizes; ignored: model.d_model=32 (it has 64)" in caplog.text
+    small = tmp_path / "small-model"  # other sizes than the config's, which are the tiny defaults: no request
+    build_backbone(dataclasses.replace(cfg.model, d_model=32), tokenizer, max_positions=256).save_pretrained(small)
+    tokenizer.save_pretrained(small)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="genie.run_setup"):
+        build_model(load_config("configs/gmner.yaml", [f"model.name={small}"]), [part])
+    assert "keeps its own sizes" not in caplog.text
     assert loaded_tokenizer.get_vocab() == tokenizer.get_vocab()
     loaded = model.backbone.state_dict()
     for key, value in backbone.state_dict().items():

