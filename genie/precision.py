@@ -9,20 +9,20 @@ its process group here (`genie.distributed`)."""
 from __future__ import annotations
 
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedType
 
+from genie.compat import accelerator_precision_state, forget_accelerator_precision
 from genie.distributed import check_world, process_group_handlers
 from genie.errors import GenieError
 
 
 def make_accelerator(mixed_precision: str, **kwargs) -> Accelerator:
     """An Accelerator with `mixed_precision` ("no", "bf16" or "fp16", GPU only) and `kwargs`."""
-    state = AcceleratorState._shared_state  # empty until the process's first Accelerator
+    state = accelerator_precision_state()  # empty until the process's first Accelerator
     if state and state.get("_mixed_precision") != mixed_precision and (
             state.get("distributed_type") != DistributedType.DEEPSPEED):
         # Only the precision part is forgotten: the process group (PartialState) stays.
-        AcceleratorState._reset_state(reset_partial_state=False)
+        forget_accelerator_precision()
     handlers = [*kwargs.pop("kwargs_handlers", []), *process_group_handlers()]
     accelerator = Accelerator(mixed_precision=mixed_precision, kwargs_handlers=handlers, **kwargs)
     check_world(accelerator)

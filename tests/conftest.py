@@ -24,9 +24,9 @@ def fresh_precision():
     """accelerate keeps one mixed precision per process: a test's bf16 run would otherwise make a
     later test's plain `Accelerator(cpu=True)` autocast too."""
     yield
-    from accelerate.state import AcceleratorState
+    from genie.compat import forget_accelerator_precision
 
-    AcceleratorState._reset_state(reset_partial_state=False)
+    forget_accelerator_precision()
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ def test_a_wheel_holds_every_module_and_template_inside_genie_only(tmp_path):
     metadata = next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".dist-info/METADATA"))
     requires = {line.split()[1].split(";")[0] for line in zipfile.ZipFile(wheel).read(metadata).decode().splitlines()
                 if line.startswith("Requires-Dist:") and "extra ==" not in line}
-    assert {"torch>=2.4", "transformers<6,>=5.0", "numpy>=1.26", "filelock>=3.12"} <= requires, requires
+    assert {"torch<2.14,>=2.4", "transformers<6,>=5.0", "numpy<3,>=1.26", "filelock<5,>=3.12"} <= requires, requires
 
 
 def test_the_installed_genie_finds_its_parts_and_no_top_level_eval(tmp_path):
