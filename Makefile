@@ -17,7 +17,7 @@ TRAIN_OVERRIDES := $(if $(DATA),"data.dir=$(DATA)") $(if $(FEATURES),"features.d
 # registered tasks when TASK is none of them).
 CONFIG := $(if $(wildcard configs/$(TASK).yaml),--config configs/$(TASK).yaml,task=$(TASK))
 
-.PHONY: install constraints test test-full train bench bench-extract ablate clean
+.PHONY: install constraints test test-fast test-full train bench bench-extract ablate clean
 
 # The venv (CPU torch first), genie with its extras at the exact versions of constraints.txt (what
 # the suite last passed with: `make constraints` rewrites it from the venv after a `make test`
@@ -41,6 +41,11 @@ constraints:
 # so two single-thread workers do nearly twice the work of one process on two cores.
 test:
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadgroup
+
+# The edit-test loop: everything but the tests that train a model (`slow`) or run a whole demo
+# (`full`); about 2.5 minutes on two cores. CI runs `make test`.
+test-fast:
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadgroup -m "not slow and not full"
 
 # The runs too long for `make test` (the multi-task model of every registered task: about 24 CPU minutes).
 test-full:
