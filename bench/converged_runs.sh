@@ -19,7 +19,7 @@ genie() {  # task data format output [extra]
 }
 baseline() {  # script data output
     [ -f bench/baselines/results/$3.json ] || $PY -m bench.baselines.$1 --data data/$2 $BASELINE \
-        --out bench/baselines/results/$3.json
+        --out bench/baselines/results/$3.json --predictions logs/$3.predictions.jsonl
 }
 
 releases=("$@")

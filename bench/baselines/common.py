@@ -35,6 +35,7 @@ def arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
+    parser.add_argument("--predictions", help="also write the test predictions (genie records) to this JSONL file")
     return parser
 
 

@@ -19,7 +19,7 @@ from transformers import AutoModel, AutoTokenizer
 from bench.baselines.common import arguments, encoder_folder, fit, seed_everything, write_result
 from genie.eval.mre import evaluate_mre, mre_label
 from genie.labels import MNRE_LABELS, NO_RELATION
-from genie.records import Record, Relation, read_records
+from genie.records import Record, Relation, read_records, write_records
 
 MARKERS = ("<h>", "</h>", "<t>", "</t>")
 MAX_LENGTH = 256
@@ -96,7 +96,10 @@ def main() -> None:
     fitted = fit(model, split["train"], lambda batch: model.encode(batch, with_labels=True), model.loss,
                  lambda: evaluate_mre(split["dev"], model.predict(split["dev"]))["mre"]["f1"], args)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
-        test = evaluate_mre(split["test"], model.predict(split["test"]))
+        predictions = model.predict(split["test"])
+        test = evaluate_mre(split["test"], predictions)
+    if args.predictions:
+        write_records(args.predictions, predictions)
     write_result(args.out, {"baseline": "entity-marker classifier", "data": args.data, "encoder": args.encoder,
                             "settings": {k: v for k, v in vars(args).items() if k not in ("data", "encoder", "out")},
                             **fitted, "test_mre": test["mre"], "test_accuracy": test["accuracy"],

@@ -17,7 +17,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from bench.baselines.common import arguments, encoder_folder, fit, seed_everything, write_result
 from genie.eval.mner import evaluate_mner
-from genie.records import Entity, Record, read_records
+from genie.records import Entity, Record, read_records, write_records
 
 MAX_LENGTH = 256  # sub-tokens; longer tweets lose their last words' tags (counted)
 
@@ -107,7 +107,10 @@ def main() -> None:
                  lambda: evaluate_mner(split["dev"], tagger.predict(split["dev"]))["mner"]["f1"], args)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
         tagger.cut_words = 0
-        test = evaluate_mner(split["test"], tagger.predict(split["test"]))
+        predictions = tagger.predict(split["test"])
+        test = evaluate_mner(split["test"], predictions)
+    if args.predictions:
+        write_records(args.predictions, predictions)
     write_result(args.out, {"baseline": "bio-tagger (softmax)", "data": args.data, "encoder": args.encoder,
                             "settings": {k: v for k, v in vars(args).items() if k not in ("data", "encoder", "out")},
                             **fitted, "test_mner": test["mner"], "test_words_untagged": tagger.cut_words,
