@@ -42,7 +42,8 @@ def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: Data
         with accelerator.autocast():
             with torch.inference_mode():
                 encoded = core.encode(batch)  # once: generation and the grounding re-read share it
-            outputs, generated = dataset.targets.generate(core, batch, sources, cfg, encoded, lockstep)
+            instructions = [dataset.instructions[i] for i in batch["index"].tolist()] if dataset.instructions else None
+            outputs, generated = dataset.targets.generate(core, batch, sources, cfg, encoded, lockstep, instructions)
             local = _records(core, dataset, collate, batch, sources, outputs, generated, encoded, lockstep)
         # Per batch, as accelerate requires: it drops the last batch's padding duplicates.
         gathered = accelerator.gather_for_metrics(local, use_gather_object=True)

@@ -4,6 +4,7 @@ generated, and re-encodes a generated sequence so the grounding head can read it
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 
 from genie.config import DecodeConfig
@@ -65,6 +66,28 @@ class Targets:
         if extra:
             ids, cut = self.context.fit(self.tokenizer, ids, extra, self.max_source_length, self.closing_specials)
         return ids, enc["offset_mapping"] if offsets else [], cut
+
+    def first_tokens(self, record: Record, instruction: str = "") -> tuple[list[int], dict[int, int]]:
+        """Source ids, and the position of the first sub-token of each tweet word the source holds
+        (a word past `max_source_length` has none; the context's words are never counted)."""
+        ids, offsets, _ = self.encode_source(record, instruction, offsets=True)
+        text = source_text(self.task, record, instruction)  # without the context: what the offsets are into
+        word_of_char = [-1] * len(text)
+        position = len(text) - len(self.task.source_text(record))  # past the instruction
+        for w, token in enumerate(record.tokens):
+            word_of_char[position:position + len(token)] = [w] * len(token)
+            position += len(token) + 1
+        first: dict[int, int] = {}
+        for j, (a, b) in enumerate(offsets):
+            word = next((word_of_char[c] for c in range(a, b) if word_of_char[c] >= 0), -1)
+            if word >= 0:
+                first.setdefault(word, j)
+        return ids, first
+
+    def visible_words(self, record: Record, instruction: str = "") -> int:
+        """How many of the tweet's words the model reads (the rest is past `max_source_length`)."""
+        first = self.first_tokens(record, instruction)[1]
+        return max(first) + 1 if first else 0
 
     def source_lengths(self, records: list[Record], instructions: list[str] | None = None) -> list[int]:
         instructions = instructions or [""] * len(records)
@@ -136,12 +159,20 @@ class TextTargets(Targets):
         return TokenText(self.tokenizer)
 
     def generate(self, model, batch: dict, records: list[Record], cfg: DecodeConfig,
-                 encoded=None, lockstep=None) -> tuple[list[str], list[dict]]:
+                 encoded=None, lockstep=None, instructions: list[str] | None = None) -> tuple[list[str], list[dict]]:
         """Generated texts, and per record what constrained decoding counted: the tweet's words it
-        could not write, and rows it left with no allowed token (never, unless genie has a bug)."""
+        could not write, rows it left with no allowed token (never, unless genie has a bug), and
+        whether the tweet was longer than the model's source (`truncated_posts`). The grammar only
+        offers the words the model read: a word past its source window is never written, and the
+        grammar's work is bounded by the window, not by the post's length."""
+        lengths = batch["attention_mask"].sum(1).tolist()  # a source shorter than the window holds every word
+        visible = [len(r.tokens) if length < self.max_source_length else self.visible_words(r, i)
+                   for r, i, length in zip(records, instructions or [""] * len(records), lengths)]
+        cut = [{"truncated_posts": 1} if n < len(r.tokens) else {} for r, n in zip(records, visible)]
         constraint = None
         if cfg.constrained:
-            grammars = [self.task.text_grammar(record, self.token_text) for record in records]
+            grammars = [self.task.text_grammar(replace(record, tokens=record.tokens[:n]), self.token_text)
+                        for record, n in zip(records, visible)]
             constraint = TextConstraint(self.token_text, grammars, cfg.num_beams, cfg.max_new_tokens)
         sequences = model.generate(batch, cfg.num_beams, cfg.max_new_tokens, [constraint] if constraint else [],
                                    encoded=encoded, lockstep=lockstep)
@@ -149,9 +180,9 @@ class TextTargets(Targets):
         texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         texts = [self.surface.restore(text, self.task, record) for text, record in zip(texts, records)]
         if constraint is None:
-            return texts, [{} for _ in records]
-        return texts, [{"unwritable_words": g.unwritable_words, "dead_ends": d}
-                       for g, d in zip(constraint.grammars, constraint.dead_ends)]
+            return texts, cut
+        return texts, [{"unwritable_words": g.unwritable_words, "dead_ends": d, **c}
+                       for g, d, c in zip(constraint.grammars, constraint.dead_ends, cut)]
 
     def parse(self, output: str, record: Record) -> Parsed:
         return self.task.parse(output, record).as_set()
@@ -188,28 +219,19 @@ class IndexTargets(Targets):
         """Token ids of the source and the position of each tweet word's first sub-token (words
         cut off by `max_source_length` get none, so they cannot be pointed at; the context's
         words are never pointed at)."""
-        ids, offsets, _ = self.encode_source(record, instruction, offsets=True)
-        text = source_text(self.task, record, instruction)  # without the context: what the offsets are into
-        word_of_char = [-1] * len(text)
-        position = len(text) - len(self.task.source_text(record))  # past the instruction
-        for w, token in enumerate(record.tokens):
-            word_of_char[position:position + len(token)] = [w] * len(token)
-            position += len(token) + 1
-        first: dict[int, int] = {}
-        for j, (a, b) in enumerate(offsets):
-            word = next((word_of_char[c] for c in range(a, b) if word_of_char[c] >= 0), -1)
-            if word >= 0:
-                first.setdefault(word, j)
+        ids, first = self.first_tokens(record, instruction)
         # A word the tokenizer writes no token for (BERT drops U+FE0F, the emoji variation selector)
         # shares the next word's first sub-token, so later words keep their indices.
         last = max(first, default=-1)
         return ids, [first[w] if w in first else first[min(v for v in first if v > w)] for w in range(last + 1)]
 
     def generate(self, model, batch: dict, records: list[Record], cfg: DecodeConfig,
-                 encoded=None, lockstep=None) -> tuple[list[list[int]], list[dict]]:
+                 encoded=None, lockstep=None, instructions: list[str] | None = None) -> tuple[list[list[int]], list[dict]]:
+        """Pointer sequences; a word past the source window has no pointer (`source`), counted."""
         sequences = model.generate_indices(batch, self.grammar, cfg.num_beams, cfg.max_new_tokens, encoded=encoded,
                                            lockstep=lockstep)
-        return sequences, [{} for _ in records]
+        visible = batch["word_mask"].sum(1).tolist()
+        return sequences, [{"truncated_posts": 1} if n < len(r.tokens) else {} for r, n in zip(records, visible)]
 
     def parse(self, output: list[int], record: Record) -> Parsed:
         return self.format.parse(output, record).as_set()

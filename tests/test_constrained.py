@@ -132,14 +132,14 @@ class BruteForce(LogitsProcessor):
         return scores.masked_fill(~keep, -math.inf)
 
 
-def untrained(demos, name: str, backbone: str, seed: int = 0):
+def untrained(demos, name: str, backbone: str, seed: int = 0, extra: tuple[str, ...] = ()):
     """A random tiny model with text targets, its dev records and one batch of them."""
     torch.manual_seed(seed)
     task = get_task(name)
     cfg = task_config(name, [f"model.name={backbone}", "model.d_model=32", "model.heads=2",
                                                 "model.d_ff=64", "features.dim=16", "model.vocab_size=300",
                                                 "model.dropout=0.0", f"data.dir={demos / name}",
-                                                f"features.dir={demos / name / 'features'}"])
+                                                f"features.dir={demos / name / 'features'}", *extra])
     part = load_task_data(cfg, task)
     records = part.records["dev"][:8]
     tokenizer, model = build_model(cfg, [part])
@@ -193,7 +193,22 @@ def test_decoding_reports_what_it_could_not_write(demos):
                                                       for r in records]
     assert all(c["dead_ends"] == 0 for c in counts)
     _, counts = targets.generate(model, batch, records, DecodeConfig(max_new_tokens=24, constrained=False))
-    assert counts == [{}] * len(records)
+    assert counts == [{}] * len(records)  # no tweet is past the window here
+
+
+def test_words_past_the_source_window_are_never_written_and_cut_posts_are_counted(demos):
+    """The grammar offers only the words the model read: a random model pushed around the grammar
+    names no word past the first model.max_source_length tokens."""
+    task, model, batch, records, targets = untrained(demos, "mner", "tiny-t5", extra=("model.max_source_length=10",))
+    generate = model.generate
+    model.generate = lambda batch, beams, budget, processors, **kw: generate(batch, beams, budget,
+                                                                            [Jitter(), *processors], **kw)
+    texts, counts = targets.generate(model, batch, records, DecodeConfig(max_new_tokens=48))
+    visible = [targets.visible_words(r) for r in records]
+    assert any(n < len(r.tokens) for r, n in zip(records, visible))
+    assert [c.get("truncated_posts", 0) for c in counts] == [int(n < len(r.tokens)) for r, n in zip(records, visible)]
+    named = [(e.end, n) for text, r, n in zip(texts, records, visible) for e in task.parse(text, r).entities]
+    assert named and all(end <= n for end, n in named), named
 
 
 @pytest.mark.parametrize("backbone", ["tiny-t5", "tiny-bart"])
