@@ -47,7 +47,7 @@ test:
 test-fast:
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadgroup -m "not slow and not full"
 
-# The runs too long for `make test` (the multi-task model of every registered task: about 24 CPU minutes).
+# The runs too long for `make test` (the multi-task model of every registered task: about 35 CPU minutes).
 test-full:
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m full
 

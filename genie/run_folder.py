@@ -45,7 +45,8 @@ def default_output_dir(cfg: GenieConfig) -> str:
 def fingerprint(cfg: GenieConfig, data_files: dict[str, Path], processes: int) -> dict[str, Any]:
     """The run's identity: every config key that shapes it, the content of its split files, where
     its tokenizer comes from, and how many processes split the global batch. `data_files`:
-    `<task>/<split>` -> file, so a moved copy of the same data is the same run."""
+    `<task>/<split>` -> file: the files' content is fingerprinted by digest, and `data.dir` itself is a
+    config key, so the same data in another folder is another run."""
     config = {key: value for key, value in flatten(cfg.to_dict()).items() if key not in UNSHAPING}
     model = Path(cfg.model.name)
     return {"config": config,
