@@ -56,7 +56,7 @@ def genie_case(backbone: Path, records: list, target_format: str, regions: int, 
             mark = time.perf_counter()
             encoded = model.encode(batch)
             after_encoder = time.perf_counter()
-            decoder_states, lm_loss = model.decode(batch, encoded.states, encoded.mask)
+            decoder_states, lm_loss = model.teacher_forced(batch, encoded.states, encoded.mask)
             loss = lm_loss
         forward = time.perf_counter()
         loss.backward()

@@ -152,7 +152,7 @@ class GenieModel(nn.Module):
         pooled = torch.einsum("sl,sld->sd", batch["slot_pool"].to(decoder_states.dtype), decoder_states[example])
         return self.grounding(pooled, region_states[example], batch["region_mask"][example])
 
-    def decode(self, batch: dict, encoder_states: torch.Tensor,
+    def teacher_forced(self, batch: dict, encoder_states: torch.Tensor,
                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced last decoder states (B, T, d) for `batch["labels"]`, and their loss."""
         if self.pointer is None:
@@ -184,7 +184,7 @@ class GenieModel(nn.Module):
         term is then part of the loss too, so that each process has a gradient (of zeros) for the
         head, as DeepSpeed needs; elsewhere it stays out, and the head is not stepped."""
         encoder_states, mask, region_states, terms = self.encode(batch)
-        decoder_states, lm_loss = self.decode(batch, encoder_states, mask)
+        decoder_states, lm_loss = self.teacher_forced(batch, encoder_states, mask)
         losses = {"lm_loss": lm_loss}
         logits = self.ground(decoder_states, region_states, batch)
         if len(logits):
@@ -256,7 +256,7 @@ class GenieModel(nn.Module):
         """Teacher-force the given labels (a generated sequence) and score regions; `encoded`: the
         source's `encode` from generation, so the encoder does not run twice."""
         encoder_states, mask, region_states, _ = encoded or self.encode(batch)
-        decoder_states, _ = self.decode(batch, encoder_states, mask)
+        decoder_states, _ = self.teacher_forced(batch, encoder_states, mask)
         return self.ground(decoder_states, region_states, batch)
 
     def save_pretrained(self, directory: str | Path, state_dict: dict | None = None) -> None:

@@ -173,7 +173,7 @@ def teacher_forced(model, batch, sequences) -> tuple[torch.Tensor, torch.Tensor]
         labels[i, :len(s)] = torch.tensor(s)
     with torch.no_grad():
         encoder_states, mask, _, _ = model.encode(batch)
-        states, _ = model.decode({**batch, "labels": labels}, encoder_states, mask)
+        states, _ = model.teacher_forced({**batch, "labels": labels}, encoder_states, mask)
         return labels, model.pointer.logits(states, model.words(batch, encoder_states), batch["word_mask"])
 
 
