@@ -13,9 +13,12 @@ CAP="train.epochs=20 train.eval_every_epochs=1 train.patience=3"
 MINILM="train.learning_rate=1e-4 train.batch_size=16 train.mixed_precision=bf16 train.warmup_ratio=0.1"
 BASELINE="--epochs 20 --patience 3 --learning-rate 5e-5 --batch-size 16 --precision bf16"
 
-genie() {  # task data format output [extra]
+genie() {  # task data format output [extra]; the result and dev curve kept in bench/converged/
     make --no-print-directory train TASK=$1 DATA=data/$2 MODEL=backbones/minilm-bert2bert \
-        ARGS="target_format=$3 $CAP $MINILM train.output_dir=runs/converged/$4 ${5:-}"
+        ARGS="target_format=$3 $CAP $MINILM train.output_dir=runs/converged/$4 ${5:-}" || return
+    mkdir -p bench/converged
+    cp runs/converged/$4/test_metrics.json bench/converged/$4.test_metrics.json
+    grep '"dev"\|stopped' runs/converged/$4/metrics.jsonl > bench/converged/$4.dev.jsonl
 }
 baseline() {  # script data output
     [ -f bench/baselines/results/$3.json ] || $PY -m bench.baselines.$1 --data data/$2 $BASELINE \
