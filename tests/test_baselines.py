@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.baselines.relation import marked
+from bench.baselines.relation import MARKERS, MRE_TASK
 from bench.baselines.tagger import bio_tags, spans
 from genie.eval.mner import evaluate_mner
 from genie.records import Entity, Record
@@ -38,6 +38,8 @@ def test_real_test_splits_read_back_at_100(shared_datasets, folder):
 
 
 def test_markers_surround_head_and_tail():
+    """The classifier reads genie's own MRE source, whose markers it adds as special tokens."""
     record = Record("1", "mre", "UN says Libya talks".split(), "x",
                     [Entity(0, 1, "UN", "org"), Entity(2, 4, "Libya talks", "misc")])
-    assert " ".join(marked(record)) == "<h> UN </h> says <t> Libya talks </t>"
+    assert MRE_TASK.source_text(record) == "[h] UN [/h] says [t] Libya talks [/t]"
+    assert set(MRE_TASK.source_text(record).split()) >= set(MARKERS)

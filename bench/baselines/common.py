@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from transformers import get_scheduler
 
+from genie.records import Record, write_records
 from genie.train import evaluations_without_gain
 from genie.warm_start import packaged_minilm
 
@@ -62,6 +63,10 @@ def batches(items: list, size: int, shuffle: bool, seed: int) -> list[list]:
     return [[items[i] for i in order[k:k + size]] for k in range(0, len(order), size)]
 
 
+def autocast(args: argparse.Namespace):
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+
+
 def fit(model: torch.nn.Module, train_items: list, collate: Callable[[list], dict], loss_of: Callable,
         dev_score: Callable[[], float], args: argparse.Namespace) -> dict:
     """Train with AdamW and linear warmup, score dev after every epoch, keep the best weights
@@ -70,7 +75,6 @@ def fit(model: torch.nn.Module, train_items: list, collate: Callable[[list], dic
     steps_per_epoch = math.ceil(len(train_items) / args.batch_size)
     total = steps_per_epoch * args.epochs
     scheduler = get_scheduler("linear", optimizer, int(args.warmup_ratio * total), total)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
     history, best, best_state, train_seconds, tokens = [], -math.inf, None, 0.0, 0
     for epoch in range(1, args.epochs + 1):
         model.train()
@@ -78,7 +82,7 @@ def fit(model: torch.nn.Module, train_items: list, collate: Callable[[list], dic
         for batch in batches(train_items, args.batch_size, shuffle=True, seed=args.seed + epoch):
             inputs = collate(batch)
             tokens += int(inputs["attention_mask"].sum())
-            with autocast:
+            with autocast(args):
                 loss = loss_of(model, inputs)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -87,7 +91,7 @@ def fit(model: torch.nn.Module, train_items: list, collate: Callable[[list], dic
             optimizer.zero_grad()
         train_seconds += time.perf_counter() - started
         model.eval()
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast(args):
             score = dev_score()
         history.append(score)
         print(f"epoch {epoch}: dev F1 {score:.2f}", flush=True)
@@ -103,7 +107,19 @@ def fit(model: torch.nn.Module, train_items: list, collate: Callable[[list], dic
             "train_tokens_per_second": round(tokens / train_seconds, 1)}
 
 
-def write_result(path: str, result: dict) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+def test_and_write(args: argparse.Namespace, baseline: str, started: float, fitted: dict,
+                   predict_test: Callable[[], list[Record]], evaluate: Callable[[list[Record]], dict],
+                   headline: Callable[[dict], dict]) -> None:
+    """Predict and score the test split with the best weights, write the predictions when asked,
+    and the result file: settings, the fit's dev history, `headline(test scores)`, all scores."""
+    with torch.inference_mode(), autocast(args):
+        predictions = predict_test()
+        test = evaluate(predictions)
+    if args.predictions:
+        write_records(args.predictions, predictions)
+    result = {"baseline": baseline, "data": args.data, "encoder": args.encoder,
+              "settings": {k: v for k, v in vars(args).items() if k not in ("data", "encoder", "out")},
+              **fitted, **headline(test), "wall_seconds": round(time.perf_counter() - started, 1), "test": test}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in result.items() if k != "test"}, indent=None))

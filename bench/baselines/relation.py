@@ -10,35 +10,20 @@ rule, and scores test with genie's own MRE metric (micro F1 over relations that 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from dataclasses import replace
 
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from bench.baselines.common import arguments, encoder_folder, fit, seed_everything, write_result
+from bench.baselines.common import arguments, encoder_folder, fit, seed_everything, test_and_write
 from genie.eval.mre import evaluate_mre, mre_label
 from genie.labels import MNRE_LABELS, NO_RELATION
-from genie.records import Record, Relation, read_records, write_records
+from genie.records import Record, Relation, read_records
+from genie.tasks import get_task
 
-MARKERS = ("<h>", "</h>", "<t>", "</t>")
+MARKERS = ("[h]", "[/h]", "[t]", "[/t]")  # genie's MRE source marks the pair so (`MRE.source_text`)
 MAX_LENGTH = 256
-
-
-def marked(record: Record) -> list[str]:
-    """The words with markers around head (entity 0) and tail (entity 1); at one position the
-    closing markers come first."""
-    markers = defaultdict(list)
-    for entity, tag in ((record.entities[0], "h"), (record.entities[1], "t")):
-        markers[entity.end].append(f"</{tag}>")
-    for entity, tag in ((record.entities[0], "h"), (record.entities[1], "t")):
-        markers[entity.start].append(f"<{tag}>")
-    words = []
-    for i, token in enumerate([*record.tokens, None]):
-        words += markers.get(i, [])
-        if token is not None:
-            words.append(token)
-    return words
+MRE_TASK = get_task("mre")
 
 
 class MarkerClassifier(torch.nn.Module):
@@ -51,10 +36,10 @@ class MarkerClassifier(torch.nn.Module):
         width = self.encoder.config.hidden_size
         self.head = torch.nn.Sequential(torch.nn.Dropout(0.1), torch.nn.Linear(2 * width, len(labels)))
         self.labels = labels
-        self.h, self.t = self.tokenizer.convert_tokens_to_ids(["<h>", "<t>"])
+        self.h, self.t = self.tokenizer.convert_tokens_to_ids(["[h]", "[t]"])
 
     def encode(self, records: list[Record], with_labels: bool) -> dict:
-        enc = self.tokenizer([" ".join(marked(r)) for r in records], truncation=True, max_length=MAX_LENGTH,
+        enc = self.tokenizer([MRE_TASK.source_text(r) for r in records], truncation=True, max_length=MAX_LENGTH,
                              padding=True, return_tensors="pt")
         inputs = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
         if with_labels:
@@ -63,7 +48,7 @@ class MarkerClassifier(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask) -> torch.Tensor:
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        # The first <h> and <t> of each row; a marker cut off by MAX_LENGTH falls back to [CLS].
+        # The first [h] and [t] of each row; a marker cut off by MAX_LENGTH falls back to [CLS].
         h = ((input_ids == self.h).int().argmax(1))
         t = ((input_ids == self.t).int().argmax(1))
         rows = torch.arange(len(input_ids))
@@ -95,16 +80,9 @@ def main() -> None:
         model = MarkerClassifier(folder, MNRE_LABELS)
     fitted = fit(model, split["train"], lambda batch: model.encode(batch, with_labels=True), model.loss,
                  lambda: evaluate_mre(split["dev"], model.predict(split["dev"]))["mre"]["f1"], args)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
-        predictions = model.predict(split["test"])
-        test = evaluate_mre(split["test"], predictions)
-    if args.predictions:
-        write_records(args.predictions, predictions)
-    write_result(args.out, {"baseline": "entity-marker classifier", "data": args.data, "encoder": args.encoder,
-                            "settings": {k: v for k, v in vars(args).items() if k not in ("data", "encoder", "out")},
-                            **fitted, "test_mre": test["mre"], "test_accuracy": test["accuracy"],
-                            "wall_seconds": round(time.perf_counter() - started, 1), "test": test})
-
+    test_and_write(args, "entity-marker classifier", started, fitted, lambda: model.predict(split["test"]),
+                   lambda predictions: evaluate_mre(split["test"], predictions),
+                   lambda test: {"test_mre": test["mre"], "test_accuracy": test["accuracy"]})
 
 if __name__ == "__main__":
     main()

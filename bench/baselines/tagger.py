@@ -15,9 +15,9 @@ import time
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from bench.baselines.common import arguments, encoder_folder, fit, seed_everything, write_result
+from bench.baselines.common import arguments, encoder_folder, fit, seed_everything, test_and_write
 from genie.eval.mner import evaluate_mner
-from genie.records import Entity, Record, read_records, write_records
+from genie.records import Entity, Record, read_records
 
 MAX_LENGTH = 256  # sub-tokens; longer tweets lose their last words' tags (counted)
 
@@ -105,16 +105,14 @@ def main() -> None:
     model = tagger.model
     fitted = fit(model, split["train"], lambda batch: tagger.encode(batch, with_labels=True), tagger.loss,
                  lambda: evaluate_mner(split["dev"], tagger.predict(split["dev"]))["mner"]["f1"], args)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+
+    def predict_test() -> list[Record]:
         tagger.cut_words = 0
-        predictions = tagger.predict(split["test"])
-        test = evaluate_mner(split["test"], predictions)
-    if args.predictions:
-        write_records(args.predictions, predictions)
-    write_result(args.out, {"baseline": "bio-tagger (softmax)", "data": args.data, "encoder": args.encoder,
-                            "settings": {k: v for k, v in vars(args).items() if k not in ("data", "encoder", "out")},
-                            **fitted, "test_mner": test["mner"], "test_words_untagged": tagger.cut_words,
-                            "wall_seconds": round(time.perf_counter() - started, 1), "test": test})
+        return tagger.predict(split["test"])
+
+    test_and_write(args, "bio-tagger (softmax)", started, fitted, predict_test,
+                   lambda predictions: evaluate_mner(split["test"], predictions),
+                   lambda test: {"test_mner": test["mner"], "test_words_untagged": tagger.cut_words})
 
 
 if __name__ == "__main__":
