@@ -5,7 +5,9 @@
 # is stopped resumes exactly when this is run again; a finished one only reprints its metrics; a
 # baseline with a result file is skipped. Needs `make install`, the data folders of
 # docs/pretrained-backbones.md and backbones/minilm-bert2bert (`genie backbone --encoder minilm`).
-#   bash bench/converged_runs.sh [release ...]      (releases: mner2017 mner2015 mnre gmner2)
+#   bash bench/converged_runs.sh [run ...]
+# Runs are named as their result files: tagger-<release>, relation-mnre, <release>-index,
+# <release>-text (releases mner2017 mner2015 gmner2 mnre); with none, every run, quickest first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -25,19 +27,17 @@ baseline() {  # script data output
         --out bench/baselines/results/$3.json --predictions logs/$3.predictions.jsonl
 }
 
-releases=("$@")
-[ $# -gt 0 ] || releases=(mner2017 mner2015 mnre gmner2)
-for release in "${releases[@]}"; do
-    case $release in
-        mner2017|mner2015)
-            baseline tagger $release tagger-$release
-            genie mner $release index $release-index
-            genie mner $release text $release-text decode.constrained=false ;;
-        mnre)
-            baseline relation mnre relation-mnre
-            genie mre mnre text mnre-text decode.constrained=false ;;
-        gmner2)
-            baseline tagger gmner2 tagger-gmner2
-            genie gmner gmner2 index gmner2-index ;;
+runs=("$@")
+[ $# -gt 0 ] || runs=(tagger-mner2017 mner2017-index tagger-mner2015 mner2015-index tagger-gmner2
+                      gmner2-index relation-mnre mner2017-text mner2015-text mnre-text)
+for run in "${runs[@]}"; do
+    case $run in
+        tagger-*)      baseline tagger ${run#tagger-} $run ;;
+        relation-mnre) baseline relation mnre $run ;;
+        mner201?-index) genie mner ${run%-index} index $run ;;
+        mner201?-text)  genie mner ${run%-text} text $run decode.constrained=false ;;
+        gmner2-index)  genie gmner gmner2 index $run ;;
+        mnre-text)     genie mre mnre text $run decode.constrained=false ;;
+        *) echo "converged_runs.sh: unknown run '$run'" >&2; exit 2 ;;
     esac
 done
