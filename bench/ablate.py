@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from bench.run import REPO, write_doc
 from genie.config import load_config
 from genie.records import read_records
-from genie.run_setup import load_task_data
+from genie.training.run_setup import load_task_data
 from genie.tasks import get_task
 
 ARMS = {

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from bench.run import write_doc
-from genie.detectors import load_detector
-from genie.random_detectors import FAMILIES, save_random_detector
-from genie.region_extraction import extract_regions, folder_jobs
+from genie.regions.detectors import load_detector
+from genie.regions.random_detectors import FAMILIES, save_random_detector
+from genie.regions.extract import extract_regions, folder_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "raw-posts-and-images.md"

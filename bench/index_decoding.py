@@ -28,8 +28,8 @@ from transformers import MinNewTokensLengthLogitsProcessor
 from bench.run import REPO, SIZES
 from genie.config import load_config
 from genie.data import Collator, GenieDataset
-from genie.run_setup import build_model, load_task_data
-from genie.targets import make_targets
+from genie.training.run_setup import build_model, load_task_data
+from genie.model.targets import make_targets
 from genie.tasks import get_task
 
 STEPS, TWEETS, POOL, REPEATS = 32, 16, 64, 3

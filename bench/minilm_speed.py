@@ -24,12 +24,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.run import matmul_peak
 from genie.config import load_config
 from genie.data import Collator, GenieDataset
-from genie.features import FeatureSource
-from genie.run_setup import TaskData, build_model
-from genie.targets import make_targets
+from genie.regions.source import FeatureSource
+from genie.training.run_setup import TaskData, build_model
+from genie.model.targets import make_targets
 from genie.tasks import get_task
-from genie.train import build_optimizer
-from genie.warm_start import warm_start
+from genie.training.loop import build_optimizer
+from genie.model.warm_start import warm_start
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE = REPO.parent / "shared" / "datasets" / "twitter-mner" / "data" / "twitter2017"
@@ -125,7 +125,7 @@ def main() -> None:
         backbone = Path(tmp) / "bert2bert"
         warm_start("minilm", backbone)
         encoder = Path(tmp) / "encoder"
-        from genie.warm_start import packaged_minilm
+        from genie.model.warm_start import packaged_minilm
         packaged_minilm(encoder)
         cases = {"tagger (same encoder)": tagger_case(encoder, records, args.batch_size),
                  "genie index, 10 masked regions": genie_case(backbone, records, "index", 10, args.batch_size),

@@ -90,7 +90,7 @@ def read_published(folder: str, ids: list[str]) -> dict:
 
 def read_genie(directory: str, ids: list[str]) -> dict:
     """genie's `FeatureSource` over an npz folder or a store (opening and checksum timed apart)."""
-    from genie.features import FeatureSource
+    from genie.regions.source import FeatureSource
 
     started = time.perf_counter()
     source = FeatureSource(directory, VINVL_BOXES, VINVL_DIM)
@@ -101,7 +101,7 @@ def read_genie(directory: str, ids: list[str]) -> dict:
 
 
 def build_store_case(src: str, out: str, dtype: str) -> dict:
-    from genie.feature_store import build_store
+    from genie.regions.store import build_store
 
     started = time.perf_counter()
     build_store(Path(src), Path(out), max_regions=VINVL_BOXES, dtype=dtype)
@@ -168,11 +168,11 @@ def train_throughput(size: str, mode: str, examples: int, batch_size: int, count
 
     from genie.config import load_config
     from genie.data import Collator, GenieDataset
-    from genie.features import FeatureSource
-    from genie.run_setup import TaskData, build_model
-    from genie.targets import make_targets
+    from genie.regions.source import FeatureSource
+    from genie.training.run_setup import TaskData, build_model
+    from genie.model.targets import make_targets
     from genie.tasks import get_task
-    from genie.train import build_optimizer, train_loader
+    from genie.training.loop import build_optimizer, train_loader
 
     torch.manual_seed(0)
     records, source = gmner_records()
@@ -279,7 +279,7 @@ def train_decode_model(out: str, quick: bool) -> dict:
     """A tiny GMNER model trained briefly on the demo (about a minute, test GMNER F1 near 40):
     it writes and ends its sequences as a trained model does, which an untrained one does not."""
     from genie.config import load_config
-    from genie.train import train
+    from genie.training.loop import train
 
     cfg = load_config(REPO / "configs" / "gmner.yaml", [
         f"train.output_dir={out}/run", f"data.demo_dir={out}/demo", "data.demo_train_tweets=3000",
@@ -300,11 +300,11 @@ def decode_throughput(out: str, mode: str, precision: str = "no") -> dict:
 
     from genie.config import load_config
     from genie.data import Collator, GenieDataset
-    from genie.decode import decode_loader, predict
-    from genie.modeling import GenieModel
+    from genie.inference.decode import decode_loader, predict
+    from genie.model.modeling import GenieModel
     from genie.records import read_records
-    from genie.run_setup import feature_source, task_features_dir
-    from genie.targets import make_targets
+    from genie.training.run_setup import feature_source, task_features_dir
+    from genie.model.targets import make_targets
     from genie.tasks import get_task
 
     best = Path(out) / "run" / "best"

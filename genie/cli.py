@@ -264,7 +264,7 @@ def _convert(args) -> int:
     from genie.instructions import instruction_line
     from genie.prompts import load_prompts
     from genie.records import read_records, write_lines, write_records
-    from genie.targets import pointer_labels
+    from genie.model.targets import pointer_labels
     from genie.tasks import TASKS, get_task
 
     context = read_context_lines(args.context) if args.context is not None else None  # a bad line: before the build
@@ -305,10 +305,10 @@ def _convert(args) -> int:
 
 def _train(args) -> int:
     from genie.config import load_config
-    from genie.distributed import exit_together
-    from genie.run_folder import Interrupted
-    from genie.run_setup import run_tasks
-    from genie.train import train
+    from genie.training.distributed import exit_together
+    from genie.training.run_folder import Interrupted
+    from genie.training.run_setup import run_tasks
+    from genie.training.loop import train
 
     overrides = [*args.overrides, *([f"model.name={args.model}"] if args.model else [])]
     cfg = load_config(args.config, overrides)
@@ -335,7 +335,7 @@ def _train(args) -> int:
 def train_headline(cfg, metrics: dict) -> str:
     """The line a run ends with: the headline test score, the other scores, where dev selected
     and where the files are (the JSON above has everything; docs explain each score)."""
-    from genie.run_folder import default_output_dir
+    from genie.training.run_folder import default_output_dir
     from genie.tasks import get_task
 
     out = Path(cfg.train.output_dir or default_output_dir(cfg))
@@ -364,7 +364,7 @@ def _interrupt(signum, frame) -> None:
 
 
 def _decode(args) -> int:
-    from genie.decode_files import decode_file
+    from genie.inference.files import decode_file
 
     stats = decode_file(args.checkpoint, args.input, args.output, args.features, args.overrides, args.on_bad_line)
     print(json.dumps(stats))
@@ -382,7 +382,7 @@ def written_headline(stats: dict, count: int) -> str:
 
 
 def _predict(args) -> int:
-    from genie.decode_files import predict_file
+    from genie.inference.files import predict_file
 
     stats = predict_file(args.checkpoint, args.input, args.output, images=args.images, detector=args.detector,
                          revision=args.revision, features=args.features, task=args.task, overrides=args.overrides,
@@ -403,7 +403,7 @@ def _evaluate(args) -> int:
 
 def _report(args) -> int:
     from genie.records import read_records
-    from genie.report import write_report
+    from genie.analysis.report import write_report
     from genie.tasks import get_task
 
     summary = write_report(get_task(args.task), read_records(args.gold), read_records(args.pred), args.out,
@@ -413,7 +413,7 @@ def _report(args) -> int:
 
 
 def _plot(args) -> int:
-    from genie.plot import plot_runs
+    from genie.analysis.plot import plot_runs
 
     out = args.out or args.runs[0] / "curves.png"
     plot_runs(args.runs, out)
@@ -422,12 +422,12 @@ def _plot(args) -> int:
 
 
 def _features(args) -> int:
-    from genie.feature_store import build_store, verify_store
+    from genie.regions.store import build_store, verify_store
 
     if args.store_command == "extract":
         stats = _extract(args)
     elif args.store_command == "random-detector":
-        from genie.random_detectors import save_random_detector
+        from genie.regions.random_detectors import save_random_detector
 
         stats = {"out": str(save_random_detector(args.family, args.out, args.size, args.dim, args.seed)),
                  "family": args.family, "size": args.size}
@@ -440,8 +440,8 @@ def _features(args) -> int:
 
 
 def _extract(args) -> dict:
-    from genie.detectors import load_detector
-    from genie.region_extraction import (
+    from genie.regions.detectors import load_detector
+    from genie.regions.extract import (
         extract_regions,
         extract_to_store,
         folder_jobs,
@@ -456,7 +456,7 @@ def _extract(args) -> dict:
 
 
 def _backbone(args) -> int:
-    from genie.warm_start import warm_start
+    from genie.model.warm_start import warm_start
 
     print(json.dumps(warm_start(args.encoder, args.out, args.seed)))
     return 0

@@ -7,7 +7,8 @@ import torch
 from torch.utils.data import Dataset
 
 from genie.eval.boxes import iou_matrix
-from genie.features import FeatureSource, RegionFeatures
+from genie.regions.npz import RegionFeatures
+from genie.regions.source import FeatureSource
 from genie.records import Record
 
 IOU_FLOOR = 0.5  # REFERENCE section 3: IoU <= 0.5 counts as no overlap
@@ -36,7 +37,7 @@ def normalised_boxes(regions: RegionFeatures) -> np.ndarray:
 
 class GenieDataset(Dataset):
     """Records of one task's split, turned into model inputs lazily (features are read per
-    item); `targets` is the run's target format (`genie.targets`), `instructions` the source
+    item); `targets` is the run's target format (`genie.model.targets`), `instructions` the source
     prefix of each record (None: none). The tokenised text and grounding targets of an item
     never change, so they are computed once and kept: every later epoch only reads the regions."""
 

@@ -9,10 +9,10 @@ from dataclasses import replace
 import numpy as np
 
 from genie.data import grounding_target
-from genie.features import RegionFeatures
-from genie.index_grammar import REGION
+from genie.regions.npz import RegionFeatures
+from genie.grammar.index import REGION
 from genie.records import Record
-from genie.surface import Surface
+from genie.model.surface import Surface
 from genie.tasks import Task
 from genie.tasks.entity_text import IN_IMAGE
 
@@ -33,7 +33,7 @@ def formats(task: Task) -> list[str]:
 
 def round_trip(task: Task, records: list[Record], fmt: str = "text", surface: Surface | None = None) -> list[Record]:
     """Predictions parsed from each gold record's own target; slots grounded on the oracle regions.
-    `surface`: text targets go through its tokenizer and back (`genie/surface.py`)."""
+    `surface`: text targets go through its tokenizer and back (`genie/model/surface.py`)."""
     predictions = []
     for record in records:
         if fmt == "text":

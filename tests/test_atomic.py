@@ -18,8 +18,8 @@ from safetensors.torch import save_file
 from transformers import T5Config, T5ForConditionalGeneration
 
 from genie.io import atomic_folder, atomic_write
-from genie.modeling import GenieModel
-from genie.random_detectors import save_random_detector
+from genie.model.modeling import GenieModel
+from genie.regions.random_detectors import save_random_detector
 from genie.records import Record, read_records, write_records
 
 SLOW_WRITER = """

@@ -1,4 +1,4 @@
-"""Length-grouped training batches and length-sorted decoding batches (`genie/batching.py`)."""
+"""Length-grouped training batches and length-sorted decoding batches (`genie/training/batching.py`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from accelerate import Accelerator
 from torch.utils.data import BatchSampler, DataLoader
 
-from genie.batching import EpochShuffle, LengthGroupedBatches, SortedBatches
-from genie.sampling import TemperatureSampler
+from genie.training.batching import EpochShuffle, LengthGroupedBatches, SortedBatches
+from genie.training.sampling import TemperatureSampler
 
 
 def skewed_lengths(n: int, seed: int = 0) -> list[int]:

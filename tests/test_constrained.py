@@ -1,4 +1,4 @@
-"""Constrained decoding of text targets (`decode.constrained`, genie/constrained.py): every
+"""Constrained decoding of text targets (`decode.constrained`, genie/model/constrained.py): every
 generated text parses whole, no gold target is ever forbidden, and the fast masking gives what
 masking every disallowed token would, greedy and with beams, with both tiny tokenizers
 (sentencepiece for T5, byte-level BPE for BART)."""
@@ -14,14 +14,14 @@ from demo_sets import small_demos, task_config
 from transformers import LogitsProcessor
 
 from genie.config import DecodeConfig
-from genie.constrained import TextConstraint
+from genie.model.constrained import TextConstraint
 from genie.data import Collator, GenieDataset
 from genie.records import Entity, Record, read_records
-from genie.run_setup import build_model, load_task_data
-from genie.targets import make_targets
+from genie.training.run_setup import build_model, load_task_data
+from genie.model.targets import make_targets
 from genie.tasks import TASKS, get_task
 from genie.tasks.mentions import NUMBER_TEXT
-from genie.tasks.text_grammar import AnyWriter
+from genie.grammar.text import AnyWriter
 
 
 class NoNumbers(AnyWriter):

@@ -11,25 +11,25 @@ import pytest
 from cli_output import run_cli
 from demo_sets import task_config
 
-from genie.batching import SortedBatches
+from genie.training.batching import SortedBatches
 from genie.config import load_config
 from genie.context import MARKER, ContextUse, context_suffix
 from genie.data import Collator, GenieDataset
-from genie.decode_journal import DecodeJournal
+from genie.inference.journal import DecodeJournal
 from genie.demo import build_demo
 from genie.demo.entities import HINTS
 from genie.errors import GenieError
-from genie.feature_store import build_store
-from genie.features import FeatureSource
+from genie.regions.store import build_store
+from genie.regions.source import FeatureSource
 from genie.instructions import instruction_line, read_examples
-from genie.posts import post_records, read_posts
+from genie.inference.posts import post_records, read_posts
 from genie.prompts import load_prompts
 from genie.records import BadLines, Context, Entity, Record, read_records, write_records
-from genie.report import write_report
-from genie.targets import make_targets, source_text
+from genie.analysis.report import write_report
+from genie.model.targets import make_targets, source_text
 from genie.tasks import get_task
-from genie.tokenizer import train_bart_tokenizer, train_t5_tokenizer
-from genie.train import train
+from genie.model.tokenizer import train_bart_tokenizer, train_t5_tokenizer
+from genie.training.loop import train
 
 MNER, GMNER = get_task("mner"), get_task("gmner")
 KRAIDO = Record("p1", "mner", ["Kraido", "rocks", "tonight", "#live"], "img1", [Entity(0, 1, "Kraido", "PER")],

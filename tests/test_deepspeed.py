@@ -21,9 +21,9 @@ from accelerate.commands.launch import launch_command_parser
 from accelerate.utils import DeepSpeedPlugin
 from docs_pages import launch_lines
 from genie.config import load_config
-from genie.distributed import check_world
+from genie.training.distributed import check_world
 from genie.errors import GenieError
-from genie.train import fill_deepspeed_config
+from genie.training.loop import fill_deepspeed_config
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "scaling-out.md"  # README links it as "Scaling out: multi-GPU and DeepSpeed"

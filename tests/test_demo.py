@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from genie.demo import build_demo
-from genie.features import FeatureSource
+from genie.regions.source import FeatureSource
 from genie.records import read_records
 from genie.tasks import get_task
 

@@ -23,7 +23,7 @@ from transformers import (
     DetrImageProcessorPil,
 )
 
-from genie.detectors import (
+from genie.regions.detectors import (
     Detections,
     _extents,
     _greedy_nms,
@@ -32,7 +32,7 @@ from genie.detectors import (
     load_detector,
 )
 from genie.errors import GenieError
-from genie.random_detectors import FAMILIES, save_random_detector
+from genie.regions.random_detectors import FAMILIES, save_random_detector
 
 PROMPTS = {"grounding_dino": "A cat. a dog"}
 GRID_FAMILIES = ("grid", "vit")

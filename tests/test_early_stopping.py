@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from metrics_lines import logged
 
-from genie.train import evaluations_without_gain
+from genie.training.loop import evaluations_without_gain
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("early_stopping")]
 EPOCHS = 12  # the cap; the rule stops the run long before it

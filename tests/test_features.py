@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from genie.errors import GenieError
-from genie.features import FeatureSource, load_npz, zero_regions
+from genie.regions.npz import load_npz, zero_regions
+from genie.regions.source import FeatureSource
 
 
 def write_vinvl(path: Path, n: int, dim: int = 6, drop: str | None = None, **override) -> dict:

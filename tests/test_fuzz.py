@@ -32,10 +32,10 @@ from genie.cli import main
 from genie.config import load_config
 from genie.context import read_context_lines
 from genie.errors import GenieError
-from genie.feature_store import FeatureStore, build_store
-from genie.features import FeatureSource
+from genie.regions.store import FeatureStore, build_store
+from genie.regions.source import FeatureSource
 from genie.instructions import read_examples
-from genie.posts import read_posts
+from genie.inference.posts import read_posts
 from genie.records import BadLines, Context, Entity, Record, Relation, read_records
 from genie.tasks import get_task
 
@@ -322,16 +322,16 @@ def test_command_line(no_training, argv):
 @pytest.fixture(scope="module")
 def no_training():
     """No fuzzed command line may start a training run: stop it where it would begin."""
-    import genie.train
+    import genie.training.loop
 
-    original = genie.train.train
+    original = genie.training.loop.train
 
     def refuse(cfg):
         raise GenieError("fuzzing: a valid training command")
 
-    genie.train.train = refuse
+    genie.training.loop.train = refuse
     yield
-    genie.train.train = original
+    genie.training.loop.train = original
 
 
 def test_the_yaml_of_every_shipped_config_is_valid():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genie.images import BadImage, find_image, image_id, list_images, open_image
+from genie.regions.images import BadImage, find_image, image_id, list_images, open_image
 
 
 def save(path, image, **options):

@@ -1,4 +1,4 @@
-"""Index decoding as tensors (genie/tensor_grammar.py, `constrained_search`) against the Python
+"""Index decoding as tensors (genie/grammar/tensor.py, `constrained_search`) against the Python
 reference it replaced: the grammar walked per hypothesis (`reference_allowed`) and a search that
 gathered the encoder side per step (`reference_generate`). The allowed indices are the same on
 random prefixes of every task's grammar, and the decoded sequences are the same, greedy and with
@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from demo_sets import small_demos, untrained_index_model
 
-from genie.index_grammar import NO_REGION, REGION, Field, Grammar, State
-from genie.pointer import constrained_search
+from genie.grammar.index import NO_REGION, REGION, Field, Grammar, State
+from genie.grammar.tensor import tensor_grammar
+from genie.model.pointer import constrained_search
 from genie.tasks import TASKS
 
 INDEX_TASKS = sorted(name for name, task in TASKS.items() if task.index_format)
@@ -151,7 +152,7 @@ def random_walks(grammar: Grammar, rng: random.Random, walks: int):
 @pytest.mark.parametrize("name", sorted(GRAMMARS))
 def test_allowed_indices_are_the_reference_ones_on_random_prefixes(name):
     grammar = GRAMMARS[name]
-    tensors, n_special, width = grammar.tensors(torch.device("cpu")), len(grammar.specials), 6
+    tensors, n_special, width = tensor_grammar(grammar, torch.device("cpu")), len(grammar.specials), 6
     points = list(random_walks(grammar, random.Random(0), walks=300))
     after = {(): tensors.start(1)}  # a walk's prefixes come in order: each one's state is one step on
     for _, prefix, _ in points:

@@ -12,12 +12,13 @@ from demo_sets import small_demos, untrained_index_dataset, untrained_index_mode
 
 from genie.data import Collator
 from genie.errors import GenieError
-from genie.index_grammar import REGION
-from genie.modeling import GenieModel
+from genie.grammar.index import REGION
+from genie.grammar.tensor import tensor_grammar
+from genie.model.modeling import GenieModel
 from genie.records import Entity, Record, Relation
-from genie.targets import make_targets
+from genie.model.targets import make_targets
 from genie.tasks import TASKS, get_task
-from genie.tokenizer import train_t5_tokenizer
+from genie.model.tokenizer import train_t5_tokenizer
 
 GMNER, JMERE, FMNERG = get_task("gmner"), get_task("jmere"), get_task("fmnerg")
 INDEX_TASKS = sorted(name for name, task in TASKS.items() if task.index_format)
@@ -74,7 +75,7 @@ def test_parser_drops_pointers_past_the_tweet():
 def allowed(grammar, prefix: list[int], n_words: int, budget: int) -> tuple[set[int], list[int]]:
     """The labels and the words decoding may pick after `prefix` (a batch two words wider than
     the tweet)."""
-    tensors = grammar.tensors(torch.device("cpu"))
+    tensors = tensor_grammar(grammar, torch.device("cpu"))
     states = tensors.start(1)
     for index in prefix:
         states = tensors.advance(states, torch.tensor([index]))

@@ -12,9 +12,9 @@ from safetensors.torch import load_file
 
 from genie.config import load_config
 from genie.errors import GenieError
-from genie.modeling import GenieModel
+from genie.model.modeling import GenieModel
 from genie.records import read_records
-from genie.run_setup import build_model, load_task_data
+from genie.training.run_setup import build_model, load_task_data
 from genie.tasks import get_task
 
 pytestmark = pytest.mark.slow

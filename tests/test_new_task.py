@@ -13,11 +13,11 @@ from genie.data_builders import BuildResult
 
 from genie.cli import main
 from genie.config import load_config
-from genie.decode_files import decode_file
+from genie.inference.files import decode_file
 from genie.demo import build_demo
 from genie.records import read_records
 from genie.tasks import TASKS, get_task, register
-from genie.train import train
+from genie.training.loop import train
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 
 from genie.config import load_config
 from genie.errors import GenieError
-from genie.modeling import GenieModel
-from genie.train import train
+from genie.model.modeling import GenieModel
+from genie.training.loop import train
 
 pytestmark = pytest.mark.slow
 POISONED = 5  # the train example whose loss is made NaN

@@ -9,7 +9,7 @@ import json
 import pytest
 from cli_output import run_cli
 
-from genie.plot import plot_runs, smooth
+from genie.analysis.plot import plot_runs, smooth
 
 pytest.importorskip("matplotlib", reason="genie plot needs matplotlib (make install has it)")
 

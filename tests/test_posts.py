@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from genie.errors import GenieError
-from genie.posts import Post, post_prediction, post_records, read_posts
+from genie.inference.posts import Post, post_prediction, post_records, read_posts
 from genie.records import BadLines, Entity, Record
 
 

@@ -17,9 +17,9 @@ from PIL import Image
 from genie import Extractor
 from genie.config import load_config
 from genie.errors import GenieError
-from genie.decode_files import decode_file
-from genie.decode_journal import DecodeJournal
-from genie.random_detectors import save_random_detector
+from genie.inference.files import decode_file
+from genie.inference.journal import DecodeJournal
+from genie.regions.random_detectors import save_random_detector
 from genie.records import read_records, write_records
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("gmner_default_run")]

@@ -13,7 +13,7 @@ from genie.config import RegularizersConfig, load_config
 from genie.data import Collator, GenieDataset
 from genie.demo import build_demo
 from genie.errors import GenieError
-from genie.modeling import GenieModel
+from genie.model.modeling import GenieModel
 from genie.regularizers import VariationalBottleneck, gaussian_kl, masked_mean
 from genie.regularizers.contrastive import (
     _symmetric_nce,
@@ -22,8 +22,8 @@ from genie.regularizers.contrastive import (
     info_nce,
     similarities,
 )
-from genie.run_setup import build_model, load_checkpoint, load_task_data
-from genie.targets import make_targets
+from genie.training.run_setup import build_model, load_checkpoint, load_task_data
+from genie.model.targets import make_targets
 from genie.tasks import get_task
 
 GMNER = get_task("gmner")

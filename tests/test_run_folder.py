@@ -21,10 +21,10 @@ from docs_pages import pages
 from genie.config import load_config
 from genie.demo import build_demo
 from genie.errors import GenieError
-from genie.modeling import GenieModel
-from genie.run_folder import RunFolder, default_output_dir, differences, fingerprint
+from genie.model.modeling import GenieModel
+from genie.training.run_folder import RunFolder, default_output_dir, differences, fingerprint
 from genie.tasks import TASKS, get_task
-from genie.train import train
+from genie.training.loop import train
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("run_folder")]
 
@@ -132,7 +132,7 @@ def test_overwrite_replaces_the_run_and_keeps_the_old_one_until_the_new_has_a_ch
 
 def test_a_second_run_at_once_is_refused_naming_the_holder_and_a_killed_holders_lock_does_not_block(run):
     folder, demo, _ = run
-    hold = (f"import time; from genie.run_folder import RunFolder; held = RunFolder({str(folder)!r}); held.lock(); "
+    hold = (f"import time; from genie.training.run_folder import RunFolder; held = RunFolder({str(folder)!r}); held.lock(); "
             "print('locked', flush=True); time.sleep(600)")
     holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
     try:

@@ -1,5 +1,5 @@
 """A model, detector or encoder named by the user is a local folder or a Hub name, by one rule
-(genie/sources.py): a mistyped path is one line at once, never a minute of Hub retries; with no
+(genie/model/sources.py): a mistyped path is one line at once, never a minute of Hub retries; with no
 Hub to reach, a Hub name is one line within seconds, naming HF_HUB_OFFLINE and local folders."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants
 
-from genie import sources
+from genie.model import sources
 from genie.config import load_config
-from genie.detectors import load_detector
+from genie.regions.detectors import load_detector
 from genie.errors import GenieError
-from genie.run_setup import check_model
-from genie.sources import model_source
-from genie.warm_start import warm_start
+from genie.training.run_setup import check_model
+from genie.model.sources import model_source
+from genie.model.warm_start import warm_start
 
 REPO = Path(__file__).resolve().parents[1]
 CLOSED_PORT = "http://127.0.0.1:9"  # nothing listens on the discard port: refused at once, like no network

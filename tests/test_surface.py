@@ -1,4 +1,4 @@
-"""`genie/surface.py` with the tokenizers genie trains: they give every target back as written, so
+"""`genie/model/surface.py` with the tokenizers genie trains: they give every target back as written, so
 text targets pass through untouched (the uncased MiniLM tokenizer's side: tests/test_minilm.py)."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import pytest
 
 from genie.demo import build_demo
 from genie.records import read_records
-from genie.surface import Surface
+from genie.model.surface import Surface
 from genie.tasks import get_task
-from genie.tokenizer import train_bart_tokenizer, train_t5_tokenizer
+from genie.model.tokenizer import train_bart_tokenizer, train_t5_tokenizer
 
 TRAINERS = {"t5": lambda texts: train_t5_tokenizer(texts, 300), "bart": lambda texts: train_bart_tokenizer(texts, 400)}
 

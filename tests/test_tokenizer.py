@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genie.tokenizer import train_bart_tokenizer, train_t5_tokenizer
+from genie.model.tokenizer import train_bart_tokenizer, train_t5_tokenizer
 
 TEXTS = ["Pak is a location, which is in the image [SEP] Obama is a person, which is not in the image",
          "RT @user12 : love &amp ; #music http://t.co/ab12 with Obama in Pak (2)"] * 20

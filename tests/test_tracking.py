@@ -12,7 +12,7 @@ from accelerate.utils import LoggerType
 
 from genie.config import GenieConfig, TrainConfig, load_config
 from genie.errors import GenieError
-from genie.train import train
+from genie.training.loop import train
 
 pytestmark = pytest.mark.slow
 

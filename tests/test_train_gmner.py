@@ -22,23 +22,23 @@ from transformers import AutoTokenizer
 
 from genie.config import load_config
 from genie.data import Collator, GenieDataset
-from genie.decode import decode_loader, predict
-from genie.decode_files import decode_file
-from genie.feature_store import build_store
-from genie.modeling import build_backbone
-from genie.precision import make_accelerator
+from genie.inference.decode import decode_loader, predict
+from genie.inference.files import decode_file
+from genie.regions.store import build_store
+from genie.model.modeling import build_backbone
+from genie.training.precision import make_accelerator
 from genie.records import read_records
-from genie.run_setup import (
+from genie.training.run_setup import (
     build_model,
     feature_source,
     load_checkpoint,
     load_task_data,
     task_features_dir,
 )
-from genie.targets import make_targets
+from genie.model.targets import make_targets
 from genie.tasks import get_task
-from genie.tokenizer import train_t5_tokenizer
-from genie.train import train
+from genie.model.tokenizer import train_t5_tokenizer
+from genie.training.loop import train
 
 pytestmark = pytest.mark.slow
 
@@ -206,7 +206,7 @@ def test_model_option_loads_a_local_save_pretrained_folder(tmp_path, caplog):
     folder = tmp_path / "local-model"
     backbone.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    with caplog.at_level(logging.WARNING, logger="genie.run_setup"):
+    with caplog.at_level(logging.WARNING, logger="genie.training.run_setup"):
         loaded_tokenizer, model = build_model(load_config("configs/gmner.yaml", [f"model.name={folder}"]), [part])
         assert "keeps its own sizes" not in caplog.text  # the config's sizes are the backbone's
         build_model(load_config("configs/gmner.yaml", [f"model.name={folder}", "model.d_model=32"]), [part])
@@ -215,7 +215,7 @@ def test_model_option_loads_a_local_save_pretrained_folder(tmp_path, caplog):
     build_backbone(dataclasses.replace(cfg.model, d_model=32), tokenizer, max_positions=256).save_pretrained(small)
     tokenizer.save_pretrained(small)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="genie.run_setup"):
+    with caplog.at_level(logging.WARNING, logger="genie.training.run_setup"):
         build_model(load_config("configs/gmner.yaml", [f"model.name={small}"]), [part])
     assert "keeps its own sizes" not in caplog.text
     assert loaded_tokenizer.get_vocab() == tokenizer.get_vocab()

@@ -15,7 +15,7 @@ from demo_sets import task_config
 
 from genie.records import read_records
 from genie.tasks import TASKS, get_task
-from genie.train import train
+from genie.training.loop import train
 
 pytestmark = pytest.mark.slow
 

@@ -38,9 +38,9 @@ from metrics_lines import logged
 from safetensors.torch import load_file
 
 from genie.config import load_config
-from genie.modeling import GenieModel
+from genie.model.modeling import GenieModel
 from genie.records import read_records
-from genie.run_setup import build_model, load_task_data
+from genie.training.run_setup import build_model, load_task_data
 from genie.tasks import get_task
 
 pytest.importorskip("deepspeed", reason="DeepSpeed is part of `make install`")

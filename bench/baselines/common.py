@@ -19,8 +19,8 @@ import torch
 from transformers import get_scheduler
 
 from genie.records import Record, write_records
-from genie.train import evaluations_without_gain
-from genie.warm_start import packaged_minilm
+from genie.training.loop import evaluations_without_gain
+from genie.model.warm_start import packaged_minilm
 
 
 def arguments(description: str) -> argparse.ArgumentParser:

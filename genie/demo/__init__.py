@@ -23,8 +23,8 @@ from genie.demo.world import Tweet, World
 from genie.errors import GenieError
 from genie.io import atomic_folder, atomic_write
 from genie.records import Context, Entity, Record, Relation, write_records
-from genie.region_extraction import FORMAT, MANIFEST
-from genie.region_extraction import VERSION as EXTRACTION_VERSION
+from genie.regions.manifest import FORMAT, MANIFEST
+from genie.regions.manifest import VERSION as EXTRACTION_VERSION
 
 VERSION = 5  # bump when a generator changes, so stored demos are rebuilt
 

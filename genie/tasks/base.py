@@ -14,7 +14,7 @@ from typing import Callable
 from genie.demo import DemoSpec
 from genie.errors import GenieError
 from genie.records import Entity, Record, Relation
-from genie.tasks.text_grammar import AnyWriter, TextGrammar, Writer
+from genie.grammar.text import AnyWriter, TextGrammar, Writer
 
 
 @dataclass

@@ -21,7 +21,7 @@ from genie.tasks.mentions import (
     article,
     name_pattern,
 )
-from genie.tasks.text_grammar import AnyWriter, Slot, TextGrammar, Writer
+from genie.grammar.text import AnyWriter, Slot, TextGrammar, Writer
 
 SEPARATOR = " [SEP] "
 IN_IMAGE = "which is in the image"

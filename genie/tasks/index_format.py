@@ -8,13 +8,13 @@ span field being one or more consecutive word pointers and a label field one spe
     GMNER   "Obama visits Pak"  ->  0 <region> PER  2 <no region> LOC  </s>   (0, 2: word pointers)
     JMERE   head words, head type, tail words, tail type, relation
 
-`genie.index_grammar.Grammar` reads that layout.
+`genie.grammar.index.Grammar` reads that layout.
 """
 
 from __future__ import annotations
 
 from genie.errors import GenieError
-from genie.index_grammar import NO_REGION, REGION, Field, Grammar
+from genie.grammar.index import NO_REGION, REGION, Field, Grammar
 from genie.records import Entity, Record, Relation
 from genie.tasks.base import Parsed, Target
 

@@ -33,7 +33,7 @@ from genie.tasks.mentions import (
     article,
     name_pattern,
 )
-from genie.tasks.text_grammar import AnyWriter, Slot, TextGrammar, Writer
+from genie.grammar.text import AnyWriter, Slot, TextGrammar, Writer
 
 TYPE_PHRASES = {t: f"{article(w)} {w}" for t, w in RELATION_TYPE_WORDS.items()}
 RELATION_WORDS = {r: r.replace("_", " ") for r in JMERE_RELATIONS}

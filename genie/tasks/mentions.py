@@ -16,7 +16,7 @@ import bisect
 import re
 from typing import Hashable
 
-from genie.tasks.text_grammar import Slot
+from genie.grammar.text import Slot
 
 NUMBERED = re.compile(r".+ \((\d+)\)")  # what the reader takes for a numbered mention, "Pak (2)"
 NUMBER_TEXT = "(0123456789)"  # what a tokenizer must write for numbered mentions

@@ -25,7 +25,7 @@ from genie.labels import (
 from genie.records import Entity, Record, Relation
 from genie.tasks.base import Parsed, Target, Task, register
 from genie.tasks.entity_text import SEPARATOR
-from genie.tasks.text_grammar import AnyWriter, Slot, TextGrammar, Writer
+from genie.grammar.text import AnyWriter, Slot, TextGrammar, Writer
 
 
 def verbalize(label: str) -> str:

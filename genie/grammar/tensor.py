@@ -14,17 +14,24 @@ budget, per budget up to the longest unit.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import torch
 
-from genie.index_grammar import Grammar, State
+from genie.grammar.index import Grammar, State
 
 # A state's columns: field, first, last, values id, then the start and end of the first
 # `distinct` span and of the second, then the floor.
 EMPTY = (0, -1, -1, 0, -1, -1, -1, -1, 0)
 SPANS = slice(4, 8)
 FLOOR = 8
+
+
+@functools.cache
+def tensor_grammar(grammar: Grammar, device: torch.device) -> TensorGrammar:
+    """`grammar`'s tables on `device`, built once (a task's grammar lives as long as the task)."""
+    return TensorGrammar(grammar, device)
 
 
 class TensorGrammar:

@@ -21,9 +21,9 @@ from numpy.lib.format import open_memmap
 from tqdm.auto import tqdm
 
 from genie.errors import GenieError
-from genie.features import RegionFeatures, load_npz
 from genie.io import atomic_folder, atomic_write
-from genie.region_extraction import MANIFEST as EXTRACTION
+from genie.regions.manifest import MANIFEST as EXTRACTION
+from genie.regions.npz import RegionFeatures, load_npz
 
 FORMAT = "genie-region-store"
 VERSION = 1

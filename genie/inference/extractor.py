@@ -27,21 +27,22 @@ from transformers import AutoTokenizer
 from genie.config import GenieConfig, load_config
 from genie.context import ContextUse
 from genie.data import GenieDataset
-from genie.decode import decode_loader, predict
+from genie.inference.decode import decode_loader, predict
 from genie.errors import GenieError
-from genie.features import FeatureSource
-from genie.posts import INPUT_FORMATS, Post, PostRun, parse_line, post_prediction, post_records
-from genie.precision import make_accelerator
+from genie.regions.source import FeatureSource
+from genie.inference.posts import INPUT_FORMATS, Post, PostRun, parse_line, post_prediction, post_records
+from genie.training.precision import make_accelerator
 from genie.records import Record
-from genie.region_extraction import ORIGINS, describe, extract_regions, read_manifest
-from genie.run_setup import (
+from genie.regions.extract import extract_regions
+from genie.regions.manifest import ORIGINS, describe, read_manifest
+from genie.training.run_setup import (
     feature_source,
     instructions_for,
     load_checkpoint,
     run_tasks,
     task_features_dir,
 )
-from genie.targets import make_targets
+from genie.model.targets import make_targets
 from genie.tasks import Task
 
 DEVICES = (None, "cpu", "cuda")
@@ -244,7 +245,7 @@ class Extractor:
     def _detector(self, name: str | Path | None, revision: str | None, origin: dict | None):
         """The detector to extract with: `name` (at `revision`), else the one the checkpoint's regions
         came from, with that extraction's settings either way."""
-        from genie.detectors import load_detector
+        from genie.regions.detectors import load_detector
 
         made = (origin or {}).get("detector", {})
         if name is None:

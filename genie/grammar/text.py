@@ -1,5 +1,5 @@
 """The language of a task's text targets, as an automaton over their UTF-8 bytes: what lets
-text decoding (`genie/constrained.py`) write only what the task's parser reads whole, as
+text decoding (`genie/model/constrained.py`) write only what the task's parser reads whole, as
 `Grammar` does for index targets.
 
 A target is units joined by a separator (" [SEP] "); a unit is a series of slots; a slot is one

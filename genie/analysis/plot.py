@@ -13,7 +13,7 @@ import numpy as np
 
 from genie.errors import GenieError
 from genie.io import atomic_write
-from genie.metrics_log import FILE
+from genie.training.metrics_log import FILE
 from genie.records import read_lines
 
 STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))

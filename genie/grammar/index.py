@@ -1,7 +1,7 @@
 """The finite-state reading of index targets (their layout: genie/tasks/index_format.py).
 
 `Grammar` both constrains decoding (only continuations that can still end well-formed within
-the length budget are allowed; the decoder applies it as tensors, `Grammar.tensors`) and drives
+the length budget are allowed; the decoder applies it as tensors, `genie.grammar.tensor`) and drives
 the parser, so whatever the decoder emits parses. It sits below both the tasks (which write and
 parse targets with it) and the model (whose pointer head decodes under it).
 """
@@ -9,12 +9,8 @@ parse targets with it) and the model (whose pointer head decodes under it).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from genie.errors import GenieError
-
-if TYPE_CHECKING:
-    from genie.tensor_grammar import TensorGrammar
 
 END = "</s>"
 REGION, NO_REGION = "<region>", "<no region>"
@@ -70,7 +66,6 @@ class Grammar:
                     self.specials.append(name)
         self.index = {name: i for i, name in enumerate(self.specials)}
         self.end = self.index[END]
-        self._tensors: dict = {}
 
     @staticmethod
     def special_name(f: Field, label: str) -> str:
@@ -128,15 +123,6 @@ class Grammar:
         if state.field + 1 == len(self.fields):
             return State(floor=state.floor)
         return State(state.field + 1, values=values, floor=state.floor)
-
-    def tensors(self, device) -> TensorGrammar:
-        """The grammar as tensors for decoding (genie/tensor_grammar.py), built once per device;
-        imported here only then, so that parsing stays free of torch."""
-        if device not in self._tensors:
-            from genie.tensor_grammar import TensorGrammar
-
-            self._tensors[device] = TensorGrammar(self, device)
-        return self._tensors[device]
 
     # -- units <-> indices -----------------------------------------------------------------
     def write(self, units: list[dict]) -> tuple[list[int], list[int]]:

@@ -37,8 +37,8 @@ from transformers import (
 from transformers.backbone_utils import BackboneMixin
 
 from genie.errors import GenieError
-from genie.images import BadImage
-from genie.sources import model_source
+from genie.regions.images import BadImage
+from genie.model.sources import model_source
 
 # config.model_type -> family; anything else with patch tokens is read in grid mode.
 DETECTOR_FAMILIES = {"detr": "detr", "rt_detr": "rt_detr", "rt_detr_v2": "rt_detr_v2", "yolos": "yolos",

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from genie.backbones import SIZES, check_lengths, size
+from genie.model.backbones import SIZES, check_lengths, size
 from genie.config import GenieConfig, ModelConfig, RegularizersConfig
 from genie.context import ContextUse
 from genie.demo import build_demo
 from genie.errors import GenieError
-from genie.features import FeatureSource
+from genie.regions.source import FeatureSource
 from genie.instructions import read_examples
-from genie.modeling import (
+from genie.model.modeling import (
     TINY_MODELS,
     GenieModel,
     add_lora,
@@ -26,10 +26,10 @@ from genie.modeling import (
 )
 from genie.prompts import load_prompts
 from genie.records import BadLines, Record
-from genie.sources import model_source
-from genie.targets import pointer_labels, source_text
+from genie.model.sources import model_source
+from genie.model.targets import pointer_labels, source_text
 from genie.tasks import Task, get_task
-from genie.tokenizer import train_bart_tokenizer, train_t5_tokenizer
+from genie.model.tokenizer import train_bart_tokenizer, train_t5_tokenizer
 
 SPLITS = ("train", "dev", "test")
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def run_tasks(cfg: GenieConfig) -> list[Task]:
 
 def check_model(cfg: GenieConfig) -> None:
     """`model.name` is a built-in tiny model, a local folder or a Hub name the Hub can be asked
-    for: checked before a run folder exists (genie/sources.py has the rule)."""
+    for: checked before a run folder exists (genie/model/sources.py has the rule)."""
     if cfg.model.name not in TINY_MODELS:
         model_source(cfg.model.name)
 

@@ -13,8 +13,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from genie.distributed import Lockstep
-from genie.index_grammar import Grammar
+from genie.training.distributed import Lockstep
+from genie.grammar.index import Grammar
+from genie.grammar.tensor import tensor_grammar
 
 
 class PointerHead(nn.Module):
@@ -83,7 +84,7 @@ def constrained_search(step: Step, reorder: Callable[[torch.Tensor], None], gram
     With a `lockstep` (processes sharing ZeRO-3 weights), a process whose search is over goes on
     stepping one finished hypothesis, its scores dropped, until every process's search is over:
     the same layers run on every process (a cached step skips what a first one computes)."""
-    grammar_tensors = grammar.tensors(n_words.device)
+    grammar_tensors = tensor_grammar(grammar, n_words.device)
     examples, n_special = len(n_words), len(grammar.specials)
     example = torch.arange(examples, device=n_words.device)  # of each hypothesis
     slot = torch.zeros_like(example)  # its rank among its example's hypotheses

@@ -4,7 +4,7 @@ Two things accelerate does not do for us: it drops `fp16` silently on a CPU (the
 autocast), so a run would train in fp32 under a config that says fp16; and it keeps one mixed
 precision per process, so a second run or checkpoint of another precision in the same process
 (a notebook, the Python API) would stop with a ValueError. A launched process on CPUs also joins
-its process group here (`genie.distributed`)."""
+its process group here (`genie.training.distributed`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType
 
 from genie.compat import accelerator_precision_state, forget_accelerator_precision
-from genie.distributed import check_world, process_group_handlers
+from genie.training.distributed import check_world, process_group_handlers
 from genie.errors import GenieError
 
 

@@ -29,15 +29,15 @@ from transformers import (
 )
 from transformers.modeling_outputs import BaseModelOutput
 
-from genie.backbones import decoder_stack, hidden_size
+from genie.model.backbones import decoder_stack, hidden_size
 from genie.config import ModelConfig, RegularizersConfig
 from genie.config import PeftConfig as PeftSettings
-from genie.distributed import Lockstep, gathered
+from genie.training.distributed import Lockstep, gathered
 from genie.errors import GenieError
-from genie.index_grammar import Grammar
-from genie.pointer import PointerHead, constrained_search
+from genie.grammar.index import Grammar
+from genie.model.pointer import PointerHead, constrained_search
 from genie.regularizers import Regularizers
-from genie.sources import model_source
+from genie.model.sources import model_source
 
 TINY_MODELS = ("tiny-t5", "tiny-bart")
 HEADS_FILE = "genie_heads.safetensors"

@@ -2,7 +2,7 @@
 
 The scores `genie evaluate` prints, per type; the type confusion on matched spans; for grounded
 tasks, an IoU histogram of predicted against gold boxes and the groundability confusion; then one
-row per post, filterable to errors and by error kind (`genie.error_analysis`), with gold and
+row per post, filterable to errors and by error kind (`genie.analysis.error_analysis`), with gold and
 predicted entities marked in the text and, for grounded tasks, their boxes drawn over the image
 (referenced relative to the page) or, without one, over an empty canvas, each box labelled with its
 entity. Green is right and red wrong everywhere (entities, boxes, their labels); tasks without
@@ -15,7 +15,7 @@ import os
 from html import escape
 from pathlib import Path
 
-from genie.error_analysis import IOU_MATCH, KINDS, Analysis, Post, analyse, in_image, type_name
+from genie.analysis.error_analysis import IOU_MATCH, KINDS, Analysis, Post, analyse, in_image, type_name
 from genie.errors import GenieError
 from genie.eval.scores import prf
 from genie.io import atomic_write

@@ -1,6 +1,6 @@
 """Constrained decoding for text targets (`decode.constrained`): the decoder writes only text the
 task's parser reads whole, as UIE constrains its decoder, through a `LogitsProcessor` for
-`generate` over the task's `TextGrammar` (`genie/tasks/text_grammar.py`).
+`generate` over the task's `TextGrammar` (`genie/grammar/text.py`).
 
 The grammar reads bytes; `TokenText` says which bytes each token adds to the decoded text,
 read off the tokenizer's own decoder, so the same code serves sentencepiece (T5: "▁Pak" adds
@@ -17,7 +17,7 @@ from tokenizers import decoders
 from transformers import LogitsProcessor
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-from genie.tasks.text_grammar import TextGrammar
+from genie.grammar.text import TextGrammar
 
 BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")  # sentencepiece's byte fallback
 

@@ -1,7 +1,7 @@
 """`genie features extract`: images -> VinVL-layout region files, with a Hugging Face detector.
 
 The published systems' VinVL extractor no longer installs; any transformers detector
-(`genie.detectors`) makes the same layout here: `<image id>.jpg.npz` with `box_features`,
+(`genie.regions.detectors`) makes the same layout here: `<image id>.jpg.npz` with `box_features`,
 `bounding_boxes` (original-image pixels, by score), `image_h`, `image_w`, `num_boxes` and
 `scores`. Each file is written atomically, so a killed extraction resumes by skipping the
 images already done; `extraction.json` names the detector and its settings, so two detectors'
@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from genie.errors import GenieError
-from genie.images import (
+from genie.regions.images import (
     MAX_PIXELS,
     BadImage,
     find_image,
@@ -29,15 +29,13 @@ from genie.images import (
     list_images,
     open_image,
 )
+from genie.instructions import read_examples
 from genie.io import atomic_write
+from genie.regions.manifest import MANIFEST, describe, new_manifest, read_manifest
+from genie.regions.store import build_store, is_store
 
-MANIFEST = "extraction.json"
-ORIGINS = "regions.json"  # in a checkpoint: the MANIFEST of the regions each task was trained on
-FORMAT = "genie-region-extraction"
-VERSION = 1
 BAD_LIST = "bad_images.jsonl"
 ON_BAD_IMAGE = ("skip", "error")
-DESCRIBED = ("features", "max_regions", "nms_iou", "prompt")  # the settings a message names (all are compared)
 logger = logging.getLogger(__name__)
 
 
@@ -66,40 +64,11 @@ def folder_jobs(folder: Path) -> list[ImageJob]:
 def record_jobs(records_file: Path, folder: Path) -> list[ImageJob]:
     """The images a record (or instruction) file names, each once, looked up in `folder` with
     the usual extensions; one it lacks is a job without a file (reported as missing)."""
-    from genie.instructions import read_examples
-
     records, _ = read_examples(records_file)
     ids = dict.fromkeys(r.image_id for r in records if r.image_id)
     if not ids:
         raise GenieError("the records name no images", records_file)
     return [ImageJob(key, find_image(key, folder), key) for key in ids]
-
-
-def read_manifest(folder: str | Path | None) -> dict | None:
-    """The `extraction.json` of a region folder or store: which detector made its regions."""
-    path = Path(folder) / MANIFEST if folder is not None else None
-    if path is None or not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        if manifest.get("format") != FORMAT or not isinstance(manifest.get("detector"), dict):
-            raise ValueError(f"not a {FORMAT} manifest")
-    except (ValueError, AttributeError) as exc:
-        raise GenieError(f"invalid {MANIFEST} ({exc})", path) from None
-    return manifest
-
-
-def describe(manifest: dict | None) -> str:
-    """One phrase naming where regions came from, for warnings and run logs."""
-    if manifest is None:
-        return "regions of unknown origin (no extraction.json)"
-    detector = manifest["detector"]
-    details = ", ".join(f"{k} {detector[k]}" for k in DESCRIBED if detector.get(k) is not None)
-    return f"{detector.get('family', '?')} detector {detector.get('model', '?')} ({details}, dim {manifest['dim']})"
-
-
-def new_manifest(detector) -> dict:
-    return {"format": FORMAT, "version": VERSION, "detector": detector.settings(), "dim": detector.dim}
 
 
 def claim_folder(out: Path, manifest: dict) -> None:
@@ -216,8 +185,6 @@ def _write_bad_list(out: Path, bad: list[dict]) -> None:
 def extract_to_store(jobs: list[ImageJob], store: Path, detector, **options) -> dict:
     """The same extraction packed into a region-feature store at `store`. The `.npz` files are
     staged in `<store>.regions/` (where a killed run resumes) and removed once packed."""
-    from genie.feature_store import build_store, is_store
-
     staging = store.with_name(store.name + ".regions")
     if is_store(store) and not staging.exists():
         raise GenieError("a finished store is never extended; extract into a new --out", store)

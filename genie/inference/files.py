@@ -10,10 +10,10 @@ from pathlib import Path
 
 from genie.errors import GenieError
 
-from genie.decode_journal import DecodeJournal, input_key
-from genie.extractor import Extractor
+from genie.inference.journal import DecodeJournal, input_key
+from genie.inference.extractor import Extractor
 from genie.instructions import read_examples
-from genie.posts import post_prediction, read_posts
+from genie.inference.posts import post_prediction, read_posts
 from genie.records import BadLines, Record, write_lines, write_records
 
 
@@ -45,7 +45,7 @@ def predict_file(checkpoint: Path, input_path: Path, output_path: Path, images: 
                  detector: str | None = None, revision: str | None = None, features: str | None = None,
                  task: str | None = None, overrides: list[str] = (), on_bad_line: str = "error",
                  batch_size: int | None = None, input_format: str = "auto") -> dict:
-    """Raw posts (`genie.posts`, each line read by `input_format`) -> prediction JSONL with
+    """Raw posts (`genie.inference.posts`, each line read by `input_format`) -> prediction JSONL with
     character offsets. Regions come from `features`, or are extracted from the posts' images into
     `<output>.regions/` (kept: a rerun with the same detector reuses them) by `detector` or the
     checkpoint's own."""

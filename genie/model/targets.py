@@ -8,11 +8,11 @@ from dataclasses import replace
 from functools import cached_property
 
 from genie.config import DecodeConfig
-from genie.constrained import TextConstraint, TokenText
+from genie.model.constrained import TextConstraint, TokenText
 from genie.context import ContextUse, check_marker, closing_specials, context_counts
 from genie.errors import GenieError
 from genie.records import Record
-from genie.surface import Surface
+from genie.model.surface import Surface
 from genie.tasks import Parsed, Task
 
 FORMATS = ("text", "index")
@@ -42,7 +42,7 @@ def encode_target(tokenizer, text: str, slots: list[tuple[int, int]], max_length
 
 class Targets:
     """What both formats share: the task, the tokenizer, the length limits, the context the run
-    reads, the source, and example lengths for length-grouped batching (`genie/batching.py`)."""
+    reads, the source, and example lengths for length-grouped batching (`genie/training/batching.py`)."""
 
     def __init__(self, task: Task, tokenizer, max_source_length: int, max_target_length: int,
                  context: ContextUse = ContextUse()):

@@ -1,4 +1,4 @@
-"""Randomly initialised detectors of every family `genie.detectors` reads, built from configs alone.
+"""Randomly initialised detectors of every family `genie.regions.detectors` reads, built from configs alone.
 
 There is no Hub here (tests, CI, offline benchmarks), so each family's checkpoint folder is made from a
 config: "tiny" for fast tests (hidden size `dim`, a layer or two, images of 64-128 px), "base" for the family's

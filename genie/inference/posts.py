@@ -9,9 +9,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from genie.errors import GenieError
-from genie.images import find_image, image_id
+from genie.regions.images import find_image, image_id
 from genie.records import BadLines, Context, Record
-from genie.region_extraction import ImageJob
+from genie.regions.extract import ImageJob
 from genie.tweet_tokens import tokenize
 
 POST_KEYS = ("id", "text", "image", "context")

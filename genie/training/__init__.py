@@ -1,0 +1,4 @@
+"""A training run: what it needs before the loop (`run_setup`), its folder and fingerprint
+(`run_folder`), the loop itself (`loop`), and the parts the loop is made of: batches
+(`batching`, `sampling`), precision, several processes (`distributed`), and what it logs
+(`metrics_log`, `tracking`)."""
