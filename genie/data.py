@@ -59,7 +59,8 @@ class GenieDataset(Dataset):
         return measure(self.records, self.instructions)
 
     def regions(self, record: Record) -> RegionFeatures:
-        regions = self.features.get(record.image_id)
+        """The image's regions as the task has the model read them (`Task.regions`)."""
+        regions = self.targets.task.regions(record, self.features.get(record.image_id))
         if self.zero_features:
             regions = RegionFeatures(np.zeros_like(regions.features), regions.boxes, regions.mask, regions.image_size)
         return regions

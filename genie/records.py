@@ -5,7 +5,9 @@
 exclusive), xyxy pixel boxes (`boxes: []` means not in the image, unless `in_image` is true),
 FMNERG's fine type beside the coarse `type`, and relations whose `head` / `tail` index into
 `entities`. `context` holds text that is not in the post, `[{"source", "text"}]` (a caption, an
-LLM's explanation, retrieved knowledge: `genie/context.py`). A prediction's `unreadable` counts
+LLM's explanation, retrieved knowledge: `genie/context.py`). `objects` are objects of the image
+given as input, `[{"name", "box"}]` (box in xyxy pixels like every other box): a relation whose
+`tail_object` is true links its head entity to object `tail` (MORE). A prediction's `unreadable` counts
 what the model generated that could not be read into entities or relations: every metric counts
 those as wrong predictions. The optional fields are written only when set.
 """
@@ -57,8 +59,39 @@ class Entity:
 @dataclass
 class Relation:
     head: int  # index into the record's entities
-    tail: int
+    tail: int  # index into the entities, or into the objects when `tail_object`
     type: str
+    tail_object: bool = False
+
+    def to_dict(self) -> dict:
+        out = {"head": self.head, "tail": self.tail, "type": self.type}
+        if self.tail_object:
+            out["tail_object"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class GivenObject:
+    """An object of the image given as input, not predicted: its name ("person") and where it is."""
+
+    name: str
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in the image's pixels
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "box": list(self.box)}
+
+    @classmethod
+    def from_dict(cls, data: object, label: str = "object") -> "GivenObject":
+        if not isinstance(data, dict) or set(data) != {"name", "box"}:
+            raise ValueError(f"{label} must be an object with exactly 'name' and 'box'")
+        name, box = data["name"], data["box"]
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{label} name must be a non-empty string")
+        if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)):
+            raise ValueError(f"{label} box must be [x1, y1, x2, y2] in pixels")
+        if not (0 <= box[0] < box[2] and 0 <= box[1] < box[3]):
+            raise ValueError(f"{label} box {box} must have x1 < x2, y1 < y2 and no negative corner")
+        return cls(name, tuple(float(v) for v in box))
 
 
 @dataclass(frozen=True)
@@ -88,16 +121,19 @@ class Record:
     relations: list[Relation] = field(default_factory=list)
     unreadable: int = 0  # predicted parts the parser could not read: wrong predictions, for every metric
     context: list[Context] = field(default_factory=list)
+    objects: list[GivenObject] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         out = {"id": self.id, "task": self.task, "tokens": self.tokens, "image_id": self.image_id,
                "entities": [e.to_dict() for e in self.entities]}
         if self.relations:
-            out["relations"] = [{"head": r.head, "tail": r.tail, "type": r.type} for r in self.relations]
+            out["relations"] = [r.to_dict() for r in self.relations]
         if self.unreadable:
             out["unreadable"] = self.unreadable
         if self.context:
             out["context"] = [{"source": c.source, "text": c.text} for c in self.context]
+        if self.objects:
+            out["objects"] = [o.to_dict() for o in self.objects]
         return out
 
     @classmethod
@@ -118,7 +154,11 @@ class Record:
         if not isinstance(raw_entities, list) or not isinstance(raw_relations, list):
             raise ValueError("'entities' and 'relations' must be lists")
         entities = [_entity_from_dict(ent, len(tokens), k) for k, ent in enumerate(raw_entities)]
-        relations = [_relation_from_dict(rel, len(entities), k) for k, rel in enumerate(raw_relations)]
+        raw_objects = data.get("objects", [])
+        if not isinstance(raw_objects, list):
+            raise ValueError("'objects' must be a list of {\"name\", \"box\"} objects")
+        objects = [GivenObject.from_dict(o, f"object {k}") for k, o in enumerate(raw_objects)]
+        relations = [_relation_from_dict(rel, len(entities), len(objects), k) for k, rel in enumerate(raw_relations)]
         unreadable = data.get("unreadable", 0)
         if not _is_int(unreadable) or unreadable < 0:
             raise ValueError(f"'unreadable' must be a count (an integer >= 0), got {unreadable!r}")
@@ -127,7 +167,8 @@ class Record:
             raise ValueError("'context' must be a list of {\"source\", \"text\"} objects")
         return cls(id=str(data["id"]), task=str(data["task"]), tokens=tokens, image_id=str(data["image_id"]),
                    entities=entities, relations=relations, unreadable=unreadable,
-                   context=[Context.from_dict(c, f"context {k}") for k, c in enumerate(raw_context)])
+                   context=[Context.from_dict(c, f"context {k}") for k, c in enumerate(raw_context)],
+                   objects=objects)
 
 
 def _entity_from_dict(ent: object, n_tokens: int, k: int) -> Entity:
@@ -156,18 +197,21 @@ def _entity_from_dict(ent: object, n_tokens: int, k: int) -> Entity:
                   boxes=[list(b) for b in boxes], fine_type=fine_type, in_image=in_image and not boxes)
 
 
-def _relation_from_dict(rel: object, n_entities: int, k: int) -> Relation:
+def _relation_from_dict(rel: object, n_entities: int, n_objects: int, k: int) -> Relation:
     if not isinstance(rel, dict) or not all(key in rel for key in ("head", "tail", "type")):
         raise ValueError(f"relation {k} must be an object with 'head', 'tail' and 'type'")
-    head, tail = rel["head"], rel["tail"]
-    if not (_is_int(head) and _is_int(tail)) or not (0 <= head < n_entities and 0 <= tail < n_entities):
-        raise ValueError(f"relation {k} head {head!r} / tail {tail!r} must index the record's "
-                         f"{n_entities} entities")
-    if head == tail:
+    head, tail, to_object = rel["head"], rel["tail"], rel.get("tail_object", False)
+    if not isinstance(to_object, bool):
+        raise ValueError(f"relation {k} tail_object must be true or false")
+    n_tails, tails = (n_objects, "objects") if to_object else (n_entities, "entities")
+    if not (_is_int(head) and _is_int(tail)) or not (0 <= head < n_entities and 0 <= tail < n_tails):
+        raise ValueError(f"relation {k} head {head!r} must index the record's {n_entities} entities and "
+                         f"tail {tail!r} its {n_tails} {tails}")
+    if head == tail and not to_object:
         raise ValueError(f"relation {k} links entity {head} to itself")
     if not isinstance(rel["type"], str) or not rel["type"]:
         raise ValueError(f"relation {k} type must be a non-empty string")
-    return Relation(head=head, tail=tail, type=rel["type"])
+    return Relation(head=head, tail=tail, type=rel["type"], tail_object=to_object)
 
 
 def _is_int(value: object) -> bool:

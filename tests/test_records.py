@@ -34,7 +34,7 @@ def test_fine_types_and_relations_round_trip_and_are_omitted_when_unset(tmp_path
 
 
 @pytest.mark.parametrize("relations, problem", [
-    ([{"head": 0, "tail": 2, "type": "member_of"}], "relation 0 head 0 / tail 2 must index the record's 2 entities"),
+    ([{"head": 0, "tail": 2, "type": "member_of"}], "relation 0 head 0 must index the record's 2 entities and tail 2 its 2 entities"),
     ([{"head": 1, "tail": 1, "type": "peer"}], "relation 0 links entity 1 to itself"),
     ([{"head": 0, "tail": 1}], "relation 0 must be an object with 'head', 'tail' and 'type'"),
     ([{"head": True, "tail": 1, "type": "peer"}], "must index"),

@@ -46,8 +46,8 @@ def test_unreadable_predictions_lower_precision_by_exactly_their_number(name, de
     readable = round_trip(task, gold)
     # MRE holds one relation per record: an unreadable one replaces the prediction, so mark
     # records whose prediction was None (a None prediction is no prediction).
-    marked = [k for k, g in enumerate(gold) if k % 4 == 0 and (not task.given_entities or mre_label(g) == NO_RELATION)]
-    per_record = 1 if task.given_entities else 2
+    marked = [k for k, g in enumerate(gold) if k % 4 == 0 and (not task.classifies_pair or mre_label(g) == NO_RELATION)]
+    per_record = 1 if task.classifies_pair else 2
     unreadable = [replace(p, unreadable=per_record) if k in marked else p for k, p in enumerate(readable)]
     for file, records in (("gold", gold), ("readable", readable), ("unreadable", unreadable)):
         write_records(tmp_path / f"{file}.jsonl", records)
@@ -67,7 +67,7 @@ def test_unreadable_predictions_lower_precision_by_exactly_their_number(name, de
         assert (after[key]["correct"], after[key]["gold"]) == (before[key]["correct"], before[key]["gold"]), key
         assert after[key]["precision"] == pytest.approx(100.0 * after[key]["correct"] / after[key]["predicted"])
         assert after[key]["precision"] < before[key]["precision"] and after[key]["recall"] == before[key]["recall"]
-    if task.given_entities:  # an unreadable answer to a None pair is a wrong answer
+    if task.classifies_pair:  # an unreadable answer to a None pair is a wrong answer
         assert after["accuracy"] == pytest.approx(before["accuracy"] - 100.0 * len(marked) / len(gold))
     for key in task.readable_only:
         assert after[key] == before[key]

@@ -63,7 +63,9 @@ def test_demo_uses_the_task_labels_and_record_shape(demo):
         types = {e.fine_type or e.type for r in records for e in r.entities}
         assert types <= set(task.labels) and len(types) >= min(len(task.labels), 30) - 1
     if task.given_entities:
-        assert all(len(r.entities) == 2 for r in records)
+        assert all(len(r.entities) == task.given_entities for r in records)
+    assert all(len(r.objects) == task.given_objects for r in records)
+    if task.classifies_pair:
         none_share = sum(not r.relations for r in records) / len(records)
         assert 0.2 < none_share < 0.5
     if task.grounded:

@@ -178,9 +178,12 @@ def _post(post: Post, page_dir: Path, image: Path | None, grounded: bool) -> str
 
 
 def _context(post: Post) -> str:
-    """What the model read beside the tweet (the gold file's context, else the predictions')."""
-    return "".join(f"<div class='context'>{escape(c.source)}: {escape(c.text)}</div>"
-                   for c in post.gold.context or post.pred.context)
+    """What the model read beside the tweet (the gold file's context and given objects, else the
+    predictions')."""
+    objects = [f"{escape(o.name)} [{', '.join(f'{v:g}' for v in o.box)}]" for o in post.gold.objects or post.pred.objects]
+    return ("".join(f"<div class='context'>{escape(c.source)}: {escape(c.text)}</div>"
+                    for c in post.gold.context or post.pred.context)
+            + (f"<div class='context'>given objects: {'; '.join(objects)}</div>" if objects else ""))
 
 
 def _entities(side: str, record: Record, post: Post, grounded: bool) -> str:
@@ -199,8 +202,10 @@ def _relations(post: Post) -> str:
     rows = []
     for side, record in (("gold", post.gold), ("predicted", post.pred)):
         e = record.entities
-        arcs = [f"{escape(e[r.head].text)} -> {escape(e[r.tail].text)} ({escape(r.type)})" for r in record.relations
-                if r.head < len(e) and r.tail < len(e)]
+        o = record.objects
+        arcs = [f"{escape(e[r.head].text)} -> {escape(o[r.tail].name if r.tail_object else e[r.tail].text)} "
+                f"({escape(r.type)})" for r in record.relations
+                if r.head < len(e) and r.tail < len(o if r.tail_object else e)]
         if arcs:
             rows.append(f"<div class='ents'>{side} relations: {'; '.join(arcs)}</div>")
     return "".join(rows)

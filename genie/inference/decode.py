@@ -73,9 +73,9 @@ def _records(model, dataset: GenieDataset, collate: Collator, batch: dict, sourc
                 entities[k].in_image = True
             else:
                 entities[k].boxes = [box]
-        out.append((index, Record(id=source.id, task=source.task, tokens=source.tokens, image_id=source.image_id,
-                                  entities=entities, relations=p.relations,
-                                  unreadable=p.malformed + p.unmatched, context=source.context), stats))
+        # The source's input (tokens, image, context, given objects) is the prediction's too.
+        out.append((index, replace(source, entities=entities, relations=p.relations,
+                                   unreadable=p.malformed + p.unmatched), stats))
     return out
 
 

@@ -273,8 +273,8 @@ class Extractor:
         if task not in self.tasks:
             raise GenieError(f"this model was not trained on {task} ({', '.join(self.tasks)})")
         if self.tasks[task].given_entities:
-            raise GenieError(f"{task} classifies the relation of two given entities, which raw posts do not "
-                             f"give: decode records with genie decode")
+            raise GenieError(f"{task} is given entities as input, which raw posts do not give: decode records "
+                             f"with genie decode")
         return task
 
 

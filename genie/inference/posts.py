@@ -1,4 +1,4 @@
-"""Raw posts (`{"id", "text", "image", "context"}` lines, or one post of plain text per line) as records
+"""Raw posts (`{"id", "text", "image", "context", "objects"}` lines, or one post of plain text per line) as records
 to predict, and predictions given back with character offsets into the post's own text."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from pathlib import Path
 
 from genie.errors import GenieError
 from genie.regions.images import find_image, image_id
-from genie.records import BadLines, Context, Record
+from genie.records import BadLines, Context, GivenObject, Record
 from genie.regions.extract import ImageJob
 from genie.tweet_tokens import tokenize
 
-POST_KEYS = ("id", "text", "image", "context")
+POST_KEYS = ("id", "text", "image", "context", "objects")
 INPUT_FORMATS = ("auto", "jsonl", "text")
 
 
@@ -24,6 +24,7 @@ class Post:
     text: str
     image: str | None = None  # a path, or an image id / file name inside the images folder
     context: list[Context] = field(default_factory=list)  # text that is not in the post (genie/context.py)
+    objects: list[GivenObject] = field(default_factory=list)  # objects of the image given as input
 
     @classmethod
     def parse(cls, value: object, default_id: str) -> Post:
@@ -45,7 +46,11 @@ class Post:
         context = value.get("context", [])
         if not isinstance(context, list):
             raise ValueError("'context' must be a list of {\"source\", \"text\"} objects")
-        return cls(str(post_id), text, image, [Context.from_dict(c, f"context {k}") for k, c in enumerate(context)])
+        objects = value.get("objects", [])
+        if not isinstance(objects, list):
+            raise ValueError("'objects' must be a list of {\"name\", \"box\"} objects")
+        return cls(str(post_id), text, image, [Context.from_dict(c, f"context {k}") for k, c in enumerate(context)],
+                   [GivenObject.from_dict(o, f"object {k}") for k, o in enumerate(objects)])
 
 
 def read_posts(path: Path, bad_lines: BadLines | None = None, input_format: str = "auto",
@@ -167,7 +172,8 @@ def post_records(posts: list[Post], task: str, images: Path | None, by_id: bool 
                 key = keys.setdefault(path.resolve(), _unique(image_id(path), keys.values()))
                 jobs.setdefault(key, ImageJob(key, path, post.image))
         tokens = [token.text for token in tokenize(post.text)]
-        records.append(Record(id=post.id, task=task, tokens=tokens, image_id=key, context=post.context))
+        records.append(Record(id=post.id, task=task, tokens=tokens, image_id=key, context=post.context,
+                              objects=post.objects))
     return PostRun(task, records, list(jobs.values()), [post.image for post in posts], missing)
 
 

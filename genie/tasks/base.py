@@ -14,6 +14,8 @@ from typing import Callable
 from genie.demo import DemoSpec
 from genie.errors import GenieError
 from genie.records import Entity, Record, Relation
+from genie.regions.given import objects_first
+from genie.regions.npz import RegionFeatures
 from genie.grammar.text import AnyWriter, TextGrammar, Writer
 
 
@@ -50,7 +52,7 @@ class Parsed:
         first one stays, with its grounding slot. Scored as a list, each repeat would be a false
         positive; H-Index's evaluation keeps one prediction per span (docs/decoding-and-evaluation.md)."""
         if self.relations:  # relation parsers already share one entity per (span, type)
-            kept = list({(r.head, r.tail, r.type): r for r in self.relations}.values())
+            kept = list({(r.head, r.tail, r.tail_object, r.type): r for r in self.relations}.values())
             self.repeated += len(self.relations) - len(kept)
             self.relations = kept
             return self
@@ -78,7 +80,8 @@ class Task:
     headline: str = ""  # the metric that selects the checkpoint on dev
     grounded: bool = False  # has a grounding head
     predicts_relations: bool = False  # predicts relations (its headline counts relations, not entities)
-    given_entities: bool = False  # the entities are input: one relation per record is the answer
+    given_entities: int = 0  # entities each record gives as input, not to predict (MRE: head and tail)
+    given_objects: int = 0  # objects of the image each record gives as input (`Record.objects`)
     readable_only: tuple[str, ...] = ()  # scores that cannot count unreadable units (they have no type)
     demo: DemoSpec  # the embedded synthetic corpus `make train` uses
     index_format = None  # EntityIndexFormat / TripleIndexFormat, for tasks that have one
@@ -96,6 +99,27 @@ class Task:
     def label_words(self) -> tuple[str, ...]:
         """The label set as an instruction names it (`prompts/`)."""
         return tuple(label.replace("_", " ") for label in self.labels)
+
+    @property
+    def classifies_pair(self) -> bool:
+        """The input gives both ends of one relation (two entities, or an entity and an object): the
+        answer is its label or None, and the scores include accuracy over all records."""
+        return self.predicts_relations and self.given_entities + self.given_objects == 2
+
+    def check_given(self, record: Record) -> None:
+        """A record of a task given entities or objects has exactly that many."""
+        for what, want, have in (("entities", self.given_entities, record.entities),
+                                 ("objects", self.given_objects, record.objects)):
+            if want and len(have) != want:
+                raise GenieError(f"record {record.id!r}: a {self.name} record gives exactly {want} {what} as input, "
+                                 f"got {len(have)}")
+
+    def regions(self, record: Record, regions: RegionFeatures) -> RegionFeatures:
+        """The regions the model reads for `record`: the image's, and with given objects, each object's
+        region first (`genie.regions.given`), so the model knows which object the record is about."""
+        if not self.given_objects:
+            return regions
+        return objects_first(regions, [o.box for o in record.objects])
 
     def source_text(self, record: Record) -> str:
         return " ".join(record.tokens)

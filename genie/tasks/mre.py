@@ -48,15 +48,13 @@ class MRE(Task):
     builder = staticmethod(build_mre)
     grounded = False
     predicts_relations = True
-    given_entities = True
+    given_entities = 2  # head and tail
     demo = RelationDemo("mre", joint=False)
     readings = {verbalize(label): label for label in MNRE_LABELS}
     label_words = tuple(r.replace("_", " ") for r in JMERE_RELATIONS)
 
     def pair(self, record: Record) -> tuple[Entity, Entity]:
-        if len(record.entities) != 2:
-            raise GenieError(f"record {record.id!r}: an MRE record needs exactly two entities (head, tail), "
-                             f"got {len(record.entities)}")
+        self.check_given(record)
         return record.entities[0], record.entities[1]
 
     def source_text(self, record: Record) -> str:
