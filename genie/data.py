@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -62,7 +64,7 @@ class GenieDataset(Dataset):
         """The image's regions as the task has the model read them (`Task.regions`)."""
         regions = self.targets.task.regions(record, self.features.get(record.image_id))
         if self.zero_features:
-            regions = RegionFeatures(np.zeros_like(regions.features), regions.boxes, regions.mask, regions.image_size)
+            regions = replace(regions, features=np.zeros_like(regions.features))
         return regions
 
     def __getitem__(self, index: int) -> dict:
@@ -72,7 +74,8 @@ class GenieDataset(Dataset):
             self._encoded[index] = self.encode(record, regions, self.instructions[index] if self.instructions else "")
         return {"index": index, **self._encoded[index],
                 "region_features": regions.features, "region_boxes": normalised_boxes(regions),
-                "region_mask": regions.mask, "region_pixel_boxes": regions.boxes}
+                "region_mask": regions.mask, "region_pixel_boxes": regions.boxes,
+                "region_given": np.arange(len(regions.mask)) < regions.given}
 
     def encode(self, record: Record, regions: RegionFeatures, instruction: str = "") -> dict:
         """Token ids, labels and grounding slots (decoder positions, region target) of a record."""
@@ -100,8 +103,9 @@ class Collator:
         if "word_starts" in items[0]:
             starts, mask = _pad([it["word_starts"] for it in items], 0)
             batch["word_starts"], batch["word_mask"] = starts, mask.bool()
-        for key in ("region_features", "region_boxes", "region_mask", "region_pixel_boxes"):
-            batch[key] = torch.from_numpy(np.stack([it[key] for it in items]))
+        for key in ("region_features", "region_boxes", "region_mask", "region_pixel_boxes", "region_given"):
+            if key in items[0]:
+                batch[key] = torch.from_numpy(np.stack([it[key] for it in items]))
         return batch
 
     def pad_targets(self, items: list[dict]) -> dict:

@@ -63,7 +63,7 @@ def test_a_given_object_takes_the_vector_of_the_region_it_overlaps_most_and_goes
     assert placed.boxes[0].tolist() == [105, 95, 205, 200]  # the object's own box
     assert placed.boxes[1:3].tolist() == [[0, 0, 50, 50], [300, 0, 390, 90]]
     assert placed.mask.tolist() == [True, True, True, False, False]
-    assert placed.image_size == (400, 300)
+    assert placed.image_size == (400, 300) and placed.given == 1 and image.given == 0
 
 
 def test_two_objects_never_share_a_region_and_k_is_kept():
@@ -95,3 +95,28 @@ def test_the_report_shows_the_given_objects(tmp_path):
     record = Record("7", "mner", ["Obama", "waves"], "", objects=[GivenObject("person", (1.0, 2.0, 30.0, 40.5))])
     write_report(get_task("mner"), [record], [record], tmp_path / "report.html")
     assert "given objects: person [1, 2, 30, 40.5]" in (tmp_path / "report.html").read_text()
+
+
+def test_the_model_marks_given_regions_only_and_a_model_saved_without_the_mark_loads(tmp_path):
+    import torch
+
+    from safetensors.torch import load_file, save_file
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from genie.model.modeling import GenieModel, RegionEncoder
+
+    encoder = RegionEncoder(3, 8, dropout=0.0)
+    with torch.no_grad():
+        encoder.given.copy_(torch.randn(8))  # not constant: the layer norm would take a constant away
+    features, boxes = torch.randn(1, 3, 3), torch.rand(1, 3, 5)
+    given = torch.tensor([[True, False, False]])
+    marked, plain = encoder(features, boxes, given), encoder(features, boxes)
+    assert not torch.allclose(marked[0, 0], plain[0, 0]) and torch.equal(marked[0, 1:], plain[0, 1:])
+
+    backbone = T5ForConditionalGeneration(T5Config(vocab_size=100, d_model=16, d_kv=8, d_ff=32, num_layers=1,
+                                                   num_heads=2, decoder_start_token_id=0))
+    GenieModel(backbone, 3).save_pretrained(tmp_path)
+    heads = load_file(str(tmp_path / "genie_heads.safetensors"))
+    del heads["regions.given"]  # as saved before the mark existed
+    save_file(heads, str(tmp_path / "genie_heads.safetensors"))
+    assert torch.equal(GenieModel.from_pretrained(tmp_path).regions.given, torch.zeros(16))

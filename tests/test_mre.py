@@ -67,7 +67,7 @@ def test_target_words_and_parser():
 
 def test_a_record_without_two_entities_is_a_clear_error():
     record = Record("r9", "mre", ["a"], "x", [Entity(0, 1, "a", "per")])
-    with pytest.raises(GenieError, match="'r9'.*exactly two entities"):
+    with pytest.raises(GenieError, match="'r9'.*exactly 2 entities"):
         TASK.source_text(record)
 
 

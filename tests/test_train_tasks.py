@@ -2,7 +2,8 @@
 so does the index target format for every task that has one, with length-grouped batches: on
 the task's own demo, the run reaches >= 85 on its headline metric on the demo test split, and
 `genie decode` + `genie evaluate` reproduce the run's score from its best checkpoint. One of
-them (MRE, text) trains and decodes in bf16."""
+them (MRE, text) trains and decodes in bf16. A task given objects (MORE) loses its score when
+decoded with every region feature zeroed: the answer is in the object's region."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 import pytest
 from demo_sets import task_config
 
+from genie.inference.files import decode_file
 from genie.records import read_records
 from genie.tasks import TASKS, get_task
 from genie.training.loop import train
@@ -62,3 +64,7 @@ def test_demo_run_learns_and_the_cli_reproduces_it(name, fmt, overrides, tmp_pat
                              "--pred", str(preds)], capture_output=True, text=True)
     assert scored.returncode == 0, scored.stderr
     assert json.loads(scored.stdout)[task.headline] == metrics[task.headline]
+    if task.given_objects:  # the answer is in the given object's region: with every feature zeroed, it is lost
+        decode_file(out / "best", test_file, tmp_path / "blind.jsonl", overrides=["features.zero=true"])
+        blind = task.evaluate(gold, read_records(tmp_path / "blind.jsonl"))
+        assert blind[task.headline]["f1"] < metrics[task.headline]["f1"] - 15.0, blind

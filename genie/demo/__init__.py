@@ -22,7 +22,7 @@ from genie.demo.relations import RelationDemo
 from genie.demo.world import Tweet, World
 from genie.errors import GenieError
 from genie.io import atomic_folder, atomic_write
-from genie.records import Context, Entity, Record, Relation, write_records
+from genie.records import Context, Entity, GivenObject, Record, Relation, write_records
 from genie.regions.manifest import FORMAT, MANIFEST
 from genie.regions.manifest import VERSION as EXTRACTION_VERSION
 
@@ -108,13 +108,16 @@ def exclusive(folder: Path):
 
 def _record(spec: DemoSpec, world: World, record_id: str, image_id: str) -> Record:
     tweet = spec.tweet(world)
-    gold = world.image(image_id, list(dict.fromkeys(m.name for m in tweet.mentions)))
+    gold, object_boxes = world.image(image_id, list(dict.fromkeys(m.name for m in tweet.mentions)),
+                                     [vector for _, vector in tweet.objects], tweet.unlisted)
     entities = [Entity(m.span[0], m.span[1], m.name, m.key[0],
                        [list(b) for b in gold.get(m.name, [])] if spec.boxes else [], fine_type=m.key[1])
                 for m in tweet.mentions]
     relations = [Relation(head, tail, label) for head, tail, label in tweet.relations]
+    relations += [Relation(head, k, label, tail_object=True) for head, k, label in tweet.object_relations]
+    objects = [GivenObject(name, tuple(float(v) for v in box)) for (name, _), box in zip(tweet.objects, object_boxes)]
     return Record(record_id, spec.task, tweet.tokens, image_id, entities, relations,
-                  context=[Context(source, text) for source, text in tweet.context])
+                  context=[Context(source, text) for source, text in tweet.context], objects=objects)
 
 
 __all__ = ["DemoSpec", "EntityDemo", "RelationDemo", "build_demo"]

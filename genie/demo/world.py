@@ -52,6 +52,10 @@ class Tweet:
     mentions: list[Mention]
     relations: list[tuple[int, int, str]] = field(default_factory=list)  # (head, tail, label)
     context: list[tuple[str, str]] = field(default_factory=list)  # (source, text): what the tweet lacks
+    # Objects given as input: (name, vector of its region), each shown in the image under its box.
+    objects: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    object_relations: list[tuple[int, int, str]] = field(default_factory=list)  # (head entity, object, label)
+    unlisted: list[np.ndarray] = field(default_factory=list)  # vectors of objects the image shows, not given
 
 
 def make_names(rng: random.Random, keys: list[tuple[str, str | None]], per_key: int) -> dict:
@@ -109,6 +113,13 @@ class World:
         self.dim, self.max_boxes, self.noise_share, self.features = feature_dim, max_boxes, noise_share, features
         # Noise of norm ~0.4 x the prototype's, whatever the dimension: clearly matchable.
         self.noise_sd = 0.4 * PROTOTYPE_NORM / np.sqrt(feature_dim)
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def vectors(self, key: str, n: int) -> np.ndarray:
+        """`n` prototype vectors a spec names `key` (a relation's look, ...), drawn once per world."""
+        if key not in self._vectors:
+            self._vectors[key] = unit_rows(self.np, n, self.dim)
+        return self._vectors[key]
 
     def filler(self, n: int) -> list[list[str]]:
         """n filler tokens in unbreakable chunks (`RT @user :` first, `&amp ;`, a url last)."""
@@ -129,8 +140,10 @@ class World:
                 chunks.append([py.choice(FILLER)])
         return chunks + [url] if url else chunks
 
-    def image(self, image_id: str, in_tweet: list[str]) -> dict[str, list[list[int]]]:
-        """Write the image's regions; returns the gold boxes of the names it shows."""
+    def image(self, image_id: str, in_tweet: list[str], objects: list[np.ndarray] = (),
+              unlisted: list[np.ndarray] = ()) -> tuple[dict, list]:
+        """Write the image's regions; returns the gold boxes of the names it shows, and the box of
+        each given object (a region with that vector, plus noise; `unlisted` ones get a region too)."""
         width, height = int(self.np.integers(400, 801)), int(self.np.integers(400, 801))
         related = self.py.random() >= self.noise_share
         shown = [name for name in in_tweet if related and self.py.random() < 0.5]
@@ -141,6 +154,12 @@ class World:
                 box = self._box(width, height)
                 regions.append((self._noisy(self.prototypes[name]), box))
                 gold[name].append(self._jitter(box, width, height))
+        object_boxes = []
+        for k, vector in enumerate([*objects, *unlisted]):
+            box = self._box(width, height)
+            regions.append((self._noisy(vector), box))
+            if k < len(objects):
+                object_boxes.append(self._jitter(box, width, height))
         absent = [name for name in self.prototypes if name not in in_tweet]
         for _ in range(self.py.randint(4, self.max_boxes) - len(regions)):
             if self.py.random() < 0.5:
@@ -150,7 +169,7 @@ class World:
             regions.append((vector, self._box(width, height)))
         self.py.shuffle(regions)
         self._write_npz(image_id, regions, width, height)
-        return gold
+        return gold, object_boxes
 
     def _noisy(self, prototype: np.ndarray) -> np.ndarray:
         return prototype + self.np.normal(0.0, self.noise_sd, self.dim)

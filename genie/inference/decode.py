@@ -105,7 +105,7 @@ def _ground(model, dataset: GenieDataset, collate: Collator, batch: dict, output
     device = batch["input_ids"].device
     sub = {k: v.to(device) for k, v in sub.items()}
     sub["input_ids"], sub["attention_mask"] = batch["input_ids"], batch["attention_mask"]
-    for key in ("region_features", "region_boxes", "region_mask", "word_starts", "word_mask"):
+    for key in ("region_features", "region_boxes", "region_mask", "region_given", "word_starts", "word_mask"):
         if key in batch:
             sub[key] = batch[key]
     pixels = batch["region_pixel_boxes"]

@@ -40,6 +40,7 @@ from genie.training.run_setup import (
     instructions_for,
     load_checkpoint,
     run_tasks,
+    with_saved_labels,
     task_features_dir,
 )
 from genie.model.targets import make_targets
@@ -78,7 +79,7 @@ class Extractor:
         self.checkpoint, self.cfg, self.tokenizer = checkpoint, cfg, tokenizer
         self.accelerator = accelerator
         self.model = accelerator.prepare(model)
-        self.tasks = {task.name: task for task in run_tasks(cfg)}
+        self.tasks = {task.name: task for task in with_saved_labels(run_tasks(cfg), checkpoint)}
         self._detectors: dict[str, object] = {}
         self.cli = False  # messages name options as keyword arguments; genie's commands set this to name flags
 

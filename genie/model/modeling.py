@@ -46,20 +46,29 @@ HEADS_CONFIG = "genie_heads.json"
 # padded text; 2: each example's [text; regions; padding] (`packed_order`). A model trained on one
 # and decoded on the other would silently score worse, so loading checks it.
 LAYOUT = 2
+# Head weights added since a release, whose starting value is what a model saved before had (none).
+ADDED_HEADS = ("regions.given",)
 
 
 class RegionEncoder(nn.Module):
-    """Projects region features and their normalised boxes (x1, y1, x2, y2, area) to d_model."""
+    """Projects region features and their normalised boxes (x1, y1, x2, y2, area) to d_model, and
+    marks the regions of objects given as input (`Record.objects`) with a learned vector, so the
+    model knows which object a record is about wherever the text ends. The vector starts at zero
+    (a model saved before it had none: loading one leaves it zero, the same model)."""
 
     def __init__(self, feature_dim: int, d_model: int, dropout: float):
         super().__init__()
         self.features = nn.Linear(feature_dim, d_model)
         self.boxes = nn.Linear(5, d_model)
+        self.given = nn.Parameter(torch.zeros(d_model))
         self.norm = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.norm(self.features(features) + self.boxes(boxes)))
+    def forward(self, features: torch.Tensor, boxes: torch.Tensor, given: torch.Tensor | None = None) -> torch.Tensor:
+        projected = self.features(features) + self.boxes(boxes)
+        if given is not None:
+            projected = projected + given[..., None].to(projected.dtype) * self.given
+        return self.dropout(self.norm(projected))
 
 
 class GroundingHead(nn.Module):
@@ -132,7 +141,8 @@ class GenieModel(nn.Module):
 
     def encode(self, batch: dict) -> Encoded:
         text = self.backbone.get_input_embeddings()(batch["input_ids"])
-        regions = self.regions(batch["region_features"].to(text.dtype), batch["region_boxes"].to(text.dtype))
+        regions = self.regions(batch["region_features"].to(text.dtype), batch["region_boxes"].to(text.dtype),
+                               batch.get("region_given"))
         terms = {}
         if self.regularizers is not None:
             text, regions, terms = self.regularizers(text, batch["attention_mask"].bool(), regions,
@@ -290,7 +300,7 @@ class GenieModel(nn.Module):
         model = cls(backbone, config["feature_dim"], pointer_labels=config.get("pointer_labels", 0),
                     regularizers=RegularizersConfig(**config.get("regularizers", {})))
         missing, unexpected = model.load_state_dict(load_file(str(directory / HEADS_FILE)), strict=False)
-        if unexpected or any(not k.startswith("backbone.") for k in missing):
+        if unexpected or any(not k.startswith("backbone.") and k not in ADDED_HEADS for k in missing):
             raise GenieError(f"genie heads do not fit the model (missing {missing}, unexpected {unexpected})", directory)
         return model
 

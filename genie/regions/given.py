@@ -4,9 +4,9 @@ first regions.
 A detector's regions do not come with the dataset's object boxes, and a given box has no
 feature vector of its own here (features are read, not computed, at training time). So each
 given object takes the vector of the image's real region that overlaps its box most (IoU) and
-keeps its own box; it goes first, in the order given, and the other real regions follow. The
-model thus always finds the object the record is about at the same place (region 0 for one
-object), with what the detector saw there. With no real region (a text-only run) the object is
+keeps its own box; it goes first, in the order given, and the other real regions follow, and the
+model's region encoder marks it as given (`RegionFeatures.given`). The model thus finds the
+object the record is about, with what the detector saw there. With no real region (a text-only run) the object is
 its box alone, with a zero vector.
 """
 
@@ -36,7 +36,7 @@ def objects_first(regions: RegionFeatures, boxes: list) -> RegionFeatures:
         out_boxes.append(np.asarray(box, np.float32))
     rows = len(features)
     out = RegionFeatures(np.zeros_like(regions.features), np.zeros_like(regions.boxes), np.zeros(k, bool),
-                         regions.image_size)
+                         regions.image_size, given=len(features))
     if rows:
         out.features[:rows], out.boxes[:rows] = np.stack(features), np.stack(out_boxes)
     rest = real[:k - rows]

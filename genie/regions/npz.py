@@ -26,6 +26,7 @@ class RegionFeatures:
     boxes: np.ndarray  # (K, 4) float32, xyxy pixels of the original image (gold boxes' space)
     mask: np.ndarray  # (K,) bool
     image_size: tuple[int, int]  # (w, h)
+    given: int = 0  # the first `given` regions are objects given as input (genie/regions/given.py)
 
 
 def zero_regions(max_regions: int, feature_dim: int) -> RegionFeatures:

@@ -6,6 +6,7 @@ module that calls `register`, nothing else.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -90,6 +91,10 @@ class Task:
     builder: Callable
     builder_options: dict[str, str] = {}  # extra `genie convert --<option> PATH` it takes: option -> help
     prompts: str | Path | None = None  # its instruction templates (YAML); None: prompts/<name>.yaml
+    # The release names the labels (MORE's rel2id.json), so genie holds no list: a run takes them
+    # from its train split (`labels_in`, `with_labels`) and saves them with its checkpoint; `labels`
+    # is then the demo's.
+    labels_from_data: bool = False
 
     @property
     def prompts_file(self) -> Path:
@@ -99,6 +104,18 @@ class Task:
     def label_words(self) -> tuple[str, ...]:
         """The label set as an instruction names it (`prompts/`)."""
         return tuple(label.replace("_", " ") for label in self.labels)
+
+    def with_labels(self, labels) -> Task:
+        """This task over another label set (`labels_from_data`): a copy, the registered task unchanged."""
+        task = copy.copy(self)
+        task.labels = tuple(labels)
+        return task
+
+    def labels_in(self, records: list[Record]) -> tuple[str, ...]:
+        """The labels `records` use, sorted: relation types for relation tasks, else entity types."""
+        if self.predicts_relations:
+            return tuple(sorted({r.type for record in records for r in record.relations}))
+        return tuple(sorted({e.fine_type or e.type for record in records for e in record.entities}))
 
     @property
     def classifies_pair(self) -> bool:

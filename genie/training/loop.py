@@ -50,6 +50,7 @@ from genie.training.run_setup import (
     build_model,
     check_model,
     load_task_data,
+    save_labels,
     run_tasks,
     split_files,
     with_demo_features,
@@ -388,6 +389,7 @@ class Trainer:
                 (tmp / "genie.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
                 origins = {part.task.name: read_manifest(part.features.directory) for part in self.data}
                 (tmp / ORIGINS).write_text(json.dumps(origins, indent=2))  # which detector made the regions
+                save_labels(tmp, [part.task for part in self.data])
         accelerator.wait_for_everyone()
 
     # -- test ---------------------------------------------------------------------------------

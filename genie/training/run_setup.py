@@ -3,6 +3,7 @@ and the model, built from a config (tiny from-scratch models or a real pretraine
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -32,6 +33,7 @@ from genie.tasks import Task, get_task
 from genie.model.tokenizer import train_bart_tokenizer, train_t5_tokenizer
 
 SPLITS = ("train", "dev", "test")
+LABELS = "labels.json"  # in a checkpoint: the labels of tasks that take them from their data
 logger = logging.getLogger(__name__)
 
 
@@ -58,6 +60,26 @@ def run_tasks(cfg: GenieConfig) -> list[Task]:
     for task in tasks:
         pointer_labels(cfg.target_format, task)
     return tasks
+
+
+def save_labels(folder: Path, tasks: list[Task]) -> None:
+    """A checkpoint's `labels.json`: the labels of its tasks that take them from the data."""
+    labels = {task.name: list(task.labels) for task in tasks if task.labels_from_data}
+    if labels:
+        (folder / LABELS).write_text(json.dumps(labels, indent=2))
+
+
+def with_saved_labels(tasks: list[Task], checkpoint: Path) -> list[Task]:
+    """`tasks` over the labels `checkpoint` was trained with, for those that take them from the data."""
+    if not any(task.labels_from_data for task in tasks):
+        return tasks
+    path = checkpoint / LABELS
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        return [task.with_labels(saved[task.name]) if task.labels_from_data else task for task in tasks]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GenieError(f"the checkpoint's task labels are unreadable or missing ({exc!r}): "
+                         f"it was not saved by this genie", path) from None
 
 
 def check_model(cfg: GenieConfig) -> None:
@@ -92,17 +114,22 @@ def load_task_data(cfg: GenieConfig, task: Task) -> TaskData:
         build_demo(demo_folder(cfg, task.name), spec, seed=cfg.data.demo_seed,
                    n_train=cfg.data.demo_train_tweets, feature_dim=cfg.features.dim,
                    noise_share=cfg.data.demo_noise_share)
-    records, instructions, skipped = {}, {}, {}
+    records, given, skipped = {}, {}, {}
     for split, path in split_files(cfg, task).items():
         bad_lines = BadLines() if cfg.data.on_bad_line == "skip" else None
-        rows, given = read_examples(path, bad_lines)
+        records[split], given[split] = read_examples(path, bad_lines)
         if bad_lines and bad_lines.count:
             skipped[split] = {"file": str(path), **bad_lines.report()}
-        wrong = {r.task for r in rows} - {task.name}
+        wrong = {r.task for r in records[split]} - {task.name}
         if wrong:
             raise GenieError(f"{split} records are for task {sorted(wrong)}, this part of the run is {task.name}",
                              path)
-        records[split], instructions[split] = rows, instructions_for(cfg, task, rows, given)
+    if task.labels_from_data:
+        task = task.with_labels(task.labels_in(records["train"]))
+        if not task.labels:
+            raise GenieError(f"the train split names no {task.name} label: {task.name} takes its labels from it",
+                             split_files(cfg, task)["train"])
+    instructions = {split: instructions_for(cfg, task, records[split], given[split]) for split in SPLITS}
     features = feature_source(cfg, task_features_dir(cfg, task))
     features.check(r.image_id for split in SPLITS for r in records[split])
     return TaskData(task, records, instructions, features, skipped)
