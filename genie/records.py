@@ -18,7 +18,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from genie.errors import GenieError
 from genie.io import atomic_write
@@ -246,33 +246,40 @@ class BadLines:
 
 def read_lines(path: str | Path, parse: Callable[[object], T], bad_lines: BadLines | None = None,
                what: str = "a genie record") -> list[T]:
-    """`parse` applied to each non-empty JSON line; its ValueError becomes a GenieError naming
-    the file and line ("not <what>: ..."), raised, or counted in `bad_lines` and the line skipped."""
+    """`parse` applied to each non-empty JSON line (`iter_lines`)."""
+    return [row for _, row in iter_lines(path, parse, bad_lines, what) if row is not None]
+
+
+def iter_lines(path: str | Path, parse: Callable[[object], T], bad_lines: BadLines | None = None,
+               what: str = "a genie record", text: bool = False) -> Iterator[tuple[int, T | None]]:
+    """(line number, row) for each line of the file, as it is read: `parse` of the line's JSON
+    value (with `text`, of its text without the line ending), None for a blank line. `parse`'s
+    ValueError becomes a GenieError naming the file and line ("not <what>: ..."), raised, or
+    counted in `bad_lines` and the line skipped."""
     path = Path(path)
     if not path.is_file():
         raise GenieError("no such file", path)
-    rows = []
     with path.open("rb") as handle:
         for lineno, raw in enumerate(handle, start=1):
             try:
-                rows.extend(_parse_line(raw, parse, path, lineno, what))
+                yield lineno, _parse_line(raw, parse, path, lineno, what, text)
             except GenieError as exc:
                 if bad_lines is None:
                     raise
                 bad_lines.add(exc)
-    return rows
 
 
-def _parse_line(raw: bytes, parse: Callable[[object], T], path: Path, lineno: int, what: str) -> list[T]:
-    """The line's parsed row (none for a blank line)."""
+def _parse_line(raw: bytes, parse: Callable[[object], T], path: Path, lineno: int, what: str,
+                text: bool) -> T | None:
+    """The line's parsed row (None for a blank line)."""
     try:
         line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
     except UnicodeDecodeError:
-        raise GenieError("not UTF-8 text", path, lineno) from None
+        raise GenieError(f"not {what}: not UTF-8 text" if text else "not UTF-8 text", path, lineno) from None
     if not line.strip():
-        return []
+        return None
     try:
-        return [parse(json.loads(line))]
+        return parse(line.rstrip("\r\n") if text else json.loads(line))
     except json.JSONDecodeError as exc:
         raise GenieError(f"not valid JSON ({exc.msg})", path, lineno) from None
     except ValueError as exc:

@@ -97,26 +97,25 @@ def test_the_report_shows_the_given_objects(tmp_path):
     assert "given objects: person [1, 2, 30, 40.5]" in (tmp_path / "report.html").read_text()
 
 
-def test_the_model_marks_given_regions_only_and_a_model_saved_without_the_mark_loads(tmp_path):
+def test_only_a_model_for_given_objects_marks_their_regions(tmp_path):
     import torch
-
-    from safetensors.torch import load_file, save_file
     from transformers import T5Config, T5ForConditionalGeneration
 
     from genie.model.modeling import GenieModel, RegionEncoder
 
-    encoder = RegionEncoder(3, 8, dropout=0.0)
+    encoder = RegionEncoder(3, 8, dropout=0.0, given_regions=True)
     with torch.no_grad():
         encoder.given.copy_(torch.randn(8))  # not constant: the layer norm would take a constant away
     features, boxes = torch.randn(1, 3, 3), torch.rand(1, 3, 5)
     given = torch.tensor([[True, False, False]])
     marked, plain = encoder(features, boxes, given), encoder(features, boxes)
     assert not torch.allclose(marked[0, 0], plain[0, 0]) and torch.equal(marked[0, 1:], plain[0, 1:])
+    assert RegionEncoder(3, 8, dropout=0.0).given is None  # no parameter at all without given objects
 
-    backbone = T5ForConditionalGeneration(T5Config(vocab_size=100, d_model=16, d_kv=8, d_ff=32, num_layers=1,
+    def backbone():
+        return T5ForConditionalGeneration(T5Config(vocab_size=100, d_model=16, d_kv=8, d_ff=32, num_layers=1,
                                                    num_heads=2, decoder_start_token_id=0))
-    GenieModel(backbone, 3).save_pretrained(tmp_path)
-    heads = load_file(str(tmp_path / "genie_heads.safetensors"))
-    del heads["regions.given"]  # as saved before the mark existed
-    save_file(heads, str(tmp_path / "genie_heads.safetensors"))
-    assert torch.equal(GenieModel.from_pretrained(tmp_path).regions.given, torch.zeros(16))
+    GenieModel(backbone(), 3, given_regions=True).save_pretrained(tmp_path / "more")
+    assert GenieModel.from_pretrained(tmp_path / "more").regions.given is not None
+    GenieModel(backbone(), 3).save_pretrained(tmp_path / "mner")
+    assert GenieModel.from_pretrained(tmp_path / "mner").regions.given is None

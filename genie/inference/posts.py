@@ -10,7 +10,7 @@ from pathlib import Path
 
 from genie.errors import GenieError
 from genie.regions.images import find_image, image_id
-from genie.records import BadLines, Context, GivenObject, Record
+from genie.records import BadLines, Context, GivenObject, Record, iter_lines
 from genie.regions.extract import ImageJob
 from genie.tweet_tokens import tokenize
 
@@ -41,8 +41,8 @@ class Post:
             raise ValueError("'text' must be a non-empty string")
         if image is not None and (not isinstance(image, str) or not image):
             raise ValueError("'image' must be a path or an image id")
-        if not isinstance(post_id, (str, int)) or isinstance(post_id, bool):
-            raise ValueError("'id' must be a string")
+        if not isinstance(post_id, (str, int)) or isinstance(post_id, bool) or ("id" in value and post_id == ""):
+            raise ValueError("'id' must be a non-empty string")
         context = value.get("context", [])
         if not isinstance(context, list):
             raise ValueError("'context' must be a list of {\"source\", \"text\"} objects")
@@ -61,37 +61,23 @@ def read_posts(path: Path, bad_lines: BadLines | None = None, input_format: str 
     left out. `text_option`: how a message says to read every line as text."""
     if input_format not in INPUT_FORMATS:
         raise GenieError(f"input format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
-    if not path.is_file():
-        raise GenieError("no such file", path)
     posts, blank, lines = [], 0, {}
-    with path.open("rb") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-                if not line.strip():
-                    blank += 1
-                    continue
-                post = parse_line(line, str(lineno), input_format, text_option)
-                if post.id in lines:
-                    raise GenieError(f"post id {post.id!r} is used twice (first on line {lines[post.id]})", path,
-                                     lineno)
-            except UnicodeDecodeError:
-                _bad(GenieError("not a post: not UTF-8 text", path, lineno), bad_lines)
-            except ValueError as exc:
-                _bad(GenieError(f"not a post: {exc}", path, lineno), bad_lines)
-            except GenieError as exc:
-                _bad(exc, bad_lines)
-            else:
-                lines[post.id] = lineno
-                posts.append(post)
+    read = iter_lines(path, lambda line: parse_line(line, "", input_format, text_option), bad_lines, "a post",
+                      text=True)
+    for lineno, post in read:
+        if post is None:
+            blank += 1
+            continue
+        post = post if post.id else replace(post, id=str(lineno))
+        if post.id in lines:
+            error = GenieError(f"post id {post.id!r} is used twice (first on line {lines[post.id]})", path, lineno)
+            if bad_lines is None:
+                raise error
+            bad_lines.add(error)
+            continue
+        lines[post.id] = lineno
+        posts.append(post)
     return posts, blank
-
-
-def _bad(error: GenieError, bad_lines: BadLines | None) -> None:
-    """A bad line stops the read, unless the caller asked to skip such lines (then: counted)."""
-    if bad_lines is None:
-        raise error from None
-    bad_lines.add(error)
 
 
 def parse_line(line: str, default_id: str, input_format: str = "auto",

@@ -46,27 +46,26 @@ HEADS_CONFIG = "genie_heads.json"
 # padded text; 2: each example's [text; regions; padding] (`packed_order`). A model trained on one
 # and decoded on the other would silently score worse, so loading checks it.
 LAYOUT = 2
-# Head weights added since a release, whose starting value is what a model saved before had (none).
-ADDED_HEADS = ("regions.given",)
 
 
 class RegionEncoder(nn.Module):
-    """Projects region features and their normalised boxes (x1, y1, x2, y2, area) to d_model, and
-    marks the regions of objects given as input (`Record.objects`) with a learned vector, so the
-    model knows which object a record is about wherever the text ends. The vector starts at zero
-    (a model saved before it had none: loading one leaves it zero, the same model)."""
+    """Projects region features and their normalised boxes (x1, y1, x2, y2, area) to d_model.
+    With `given_regions` (a run with a task given objects), a learned vector, starting at zero,
+    marks the regions of objects given as input (`Record.objects`), so the model knows which
+    object a record is about wherever its text ends. Only such models have it: one more
+    parameter would move every other model's float sums, and its numbers, in the last bits."""
 
-    def __init__(self, feature_dim: int, d_model: int, dropout: float):
+    def __init__(self, feature_dim: int, d_model: int, dropout: float, given_regions: bool = False):
         super().__init__()
         self.features = nn.Linear(feature_dim, d_model)
         self.boxes = nn.Linear(5, d_model)
-        self.given = nn.Parameter(torch.zeros(d_model))
+        self.given = nn.Parameter(torch.zeros(d_model)) if given_regions else None
         self.norm = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, features: torch.Tensor, boxes: torch.Tensor, given: torch.Tensor | None = None) -> torch.Tensor:
         projected = self.features(features) + self.boxes(boxes)
-        if given is not None:
+        if self.given is not None and given is not None:
             projected = projected + given[..., None].to(projected.dtype) * self.given
         return self.dropout(self.norm(projected))
 
@@ -114,12 +113,12 @@ class GenieModel(nn.Module):
     `regularizers`: the optional MMIB / CAG terms (none when disabled)."""
 
     def __init__(self, backbone: PreTrainedModel, feature_dim: int, dropout: float = 0.1, pointer_labels: int = 0,
-                 regularizers: RegularizersConfig | None = None):
+                 regularizers: RegularizersConfig | None = None, given_regions: bool = False):
         super().__init__()
         self.backbone = backbone
         self.feature_dim = feature_dim
         d_model = hidden_size(backbone.config)
-        self.regions = RegionEncoder(feature_dim, d_model, dropout)
+        self.regions = RegionEncoder(feature_dim, d_model, dropout, given_regions)
         self.grounding = GroundingHead(d_model)
         self.pointer = None
         if pointer_labels:
@@ -280,7 +279,7 @@ class GenieModel(nn.Module):
         save_file(heads, str(directory / HEADS_FILE))
         (directory / HEADS_CONFIG).write_text(json.dumps({
             "layout": LAYOUT, "feature_dim": self.feature_dim, "pointer_labels": self.pointer_labels,
-            "regularizers": dataclasses.asdict(self.regularizer_config)}))
+            "regularizers": dataclasses.asdict(self.regularizer_config), "given_regions": self.regions.given is not None}))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "GenieModel":
@@ -298,9 +297,10 @@ class GenieModel(nn.Module):
         else:
             backbone = AutoModelForSeq2SeqLM.from_pretrained(directory)
         model = cls(backbone, config["feature_dim"], pointer_labels=config.get("pointer_labels", 0),
-                    regularizers=RegularizersConfig(**config.get("regularizers", {})))
+                    regularizers=RegularizersConfig(**config.get("regularizers", {})),
+                    given_regions=config.get("given_regions", False))
         missing, unexpected = model.load_state_dict(load_file(str(directory / HEADS_FILE)), strict=False)
-        if unexpected or any(not k.startswith("backbone.") and k not in ADDED_HEADS for k in missing):
+        if unexpected or any(not k.startswith("backbone.") for k in missing):
             raise GenieError(f"genie heads do not fit the model (missing {missing}, unexpected {unexpected})", directory)
         return model
 

@@ -179,6 +179,7 @@ def _base_model(cfg: GenieConfig, parts: list[TaskData], tokenizer=None):
     name = cfg.model.name
     task = parts[0].task  # a multi-task run has text targets: no pointer head
     labels = pointer_labels(cfg.target_format, task)
+    given = any(part.task.given_objects for part in parts)  # the regions of given objects are marked
     if name in TINY_MODELS:
         if tokenizer is None:
             texts, context = [], ContextUse.from_config(cfg.data)
@@ -192,14 +193,14 @@ def _base_model(cfg: GenieConfig, parts: list[TaskData], tokenizer=None):
             tokenizer = trainer(texts, cfg.model.vocab_size)
         backbone = build_backbone(cfg.model, tokenizer,
                                   max_positions=cfg.model.max_source_length + cfg.features.max_regions + 2)
-        return tokenizer, GenieModel(backbone, cfg.features.dim, cfg.model.dropout, labels, cfg.regularizers)
+        return tokenizer, GenieModel(backbone, cfg.features.dim, cfg.model.dropout, labels, cfg.regularizers, given)
     if is_genie_checkpoint(name):
         return AutoTokenizer.from_pretrained(name), load_checkpoint(name, cfg, task)
     tokenizer, backbone = load_pretrained(name)
     _warn_ignored_sizes(cfg, backbone.config)
     check_lengths(backbone.config, name, cfg.model.max_source_length, cfg.features.max_regions,
                   cfg.model.max_target_length)
-    return tokenizer, GenieModel(backbone, cfg.features.dim, cfg.model.dropout, labels, cfg.regularizers)
+    return tokenizer, GenieModel(backbone, cfg.features.dim, cfg.model.dropout, labels, cfg.regularizers, given)
 
 
 def _warn_ignored_sizes(cfg: GenieConfig, config) -> None:
