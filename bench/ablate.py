@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 from bench.run import REPO, write_doc
 from genie.config import load_config
 from genie.records import read_records
-from genie.training.run_setup import load_task_data
 from genie.tasks import get_task
+from genie.training.run_setup import load_task_data
 
 ARMS = {
     "none": [],

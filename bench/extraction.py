@@ -23,8 +23,8 @@ import torch
 
 from bench.run import write_doc
 from genie.regions.detectors import load_detector
-from genie.regions.random_detectors import FAMILIES, save_random_detector
 from genie.regions.extract import extract_regions, folder_jobs
+from genie.regions.random_detectors import FAMILIES, save_random_detector
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "raw-posts-and-images.md"

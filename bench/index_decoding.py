@@ -28,9 +28,9 @@ from transformers import MinNewTokensLengthLogitsProcessor
 from bench.run import REPO, SIZES
 from genie.config import load_config
 from genie.data import Collator, GenieDataset
-from genie.training.run_setup import build_model, load_task_data
 from genie.model.targets import make_targets
 from genie.tasks import get_task
+from genie.training.run_setup import build_model, load_task_data
 
 STEPS, TWEETS, POOL, REPEATS = 32, 16, 64, 3
 

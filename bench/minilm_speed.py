@@ -24,12 +24,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.run import matmul_peak
 from genie.config import load_config
 from genie.data import Collator, GenieDataset
-from genie.regions.source import FeatureSource
-from genie.training.run_setup import TaskData, build_model
 from genie.model.targets import make_targets
+from genie.model.warm_start import warm_start
+from genie.regions.source import FeatureSource
 from genie.tasks import get_task
 from genie.training.loop import build_optimizer
-from genie.model.warm_start import warm_start
+from genie.training.run_setup import TaskData, build_model
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE = REPO.parent / "shared" / "datasets" / "twitter-mner" / "data" / "twitter2017"

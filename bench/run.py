@@ -168,11 +168,11 @@ def train_throughput(size: str, mode: str, examples: int, batch_size: int, count
 
     from genie.config import load_config
     from genie.data import Collator, GenieDataset
-    from genie.regions.source import FeatureSource
-    from genie.training.run_setup import TaskData, build_model
     from genie.model.targets import make_targets
+    from genie.regions.source import FeatureSource
     from genie.tasks import get_task
     from genie.training.loop import build_optimizer, train_loader
+    from genie.training.run_setup import TaskData, build_model
 
     torch.manual_seed(0)
     records, source = gmner_records()
@@ -302,10 +302,10 @@ def decode_throughput(out: str, mode: str, precision: str = "no") -> dict:
     from genie.data import Collator, GenieDataset
     from genie.inference.decode import decode_loader, predict
     from genie.model.modeling import GenieModel
-    from genie.records import read_records
-    from genie.training.run_setup import feature_source, task_features_dir
     from genie.model.targets import make_targets
+    from genie.records import read_records
     from genie.tasks import get_task
+    from genie.training.run_setup import feature_source, task_features_dir
 
     best = Path(out) / "run" / "best"
     cfg = load_config(best / "genie.yaml")

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genie.data_builders.files import read_text
-
 from genie.errors import GenieError
 
 _TAG = re.compile(r"O|[BI]-\S+")

@@ -15,7 +15,6 @@ from genie.data_builders import BuildResult
 from genie.data_builders.conll import ConllTweet, bio_to_spans, read_conll
 from genie.data_builders.files import check_split, first_existing
 from genie.data_builders.gmner import TypedSpan, link_boxes
-
 from genie.errors import GenieError
 from genie.labels import FMNERG_TYPES
 

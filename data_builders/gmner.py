@@ -18,7 +18,6 @@ from typing import Callable
 from genie.data_builders import BuildResult
 from genie.data_builders.conll import ConllTweet, bio_to_spans, read_conll
 from genie.data_builders.files import check_split
-
 from genie.errors import GenieError
 from genie.records import Entity, Record
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from genie.data_builders import BuildResult
 from genie.data_builders.files import check_split, first_existing, json_items
 from genie.data_builders.mnre import entity_span, mnre_file, read_mnre, token_list
-
 from genie.errors import GenieError
 from genie.labels import JMERE_RELATIONS, NO_RELATION, RELATION_TYPES, split_path
 from genie.records import Entity, Record, Relation

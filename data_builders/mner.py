@@ -11,7 +11,6 @@ from pathlib import Path
 from genie.data_builders import BuildResult
 from genie.data_builders.conll import bio_to_spans, read_conll
 from genie.data_builders.files import check_split
-
 from genie.records import Entity, Record
 
 FILES = {"train": "train", "dev": "valid", "test": "test"}

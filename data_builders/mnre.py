@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genie.data_builders.files import check_split, first_existing, read_text
-
 from genie.errors import GenieError
 from genie.labels import MNRE_LABELS
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from genie.data_builders import BuildResult
 from genie.data_builders.mnre import mnre_file, read_mnre
-
 from genie.labels import NO_RELATION, UNTYPED, split_path
 from genie.records import Entity, Record, Relation
 

@@ -4,7 +4,6 @@ type, without the box (FMNER), and without the type (EEG)."""
 from __future__ import annotations
 
 from genie.eval.gmner import evaluate_gmner
-
 from genie.records import Record
 
 

@@ -12,10 +12,10 @@ from dataclasses import replace
 from typing import Callable, Hashable, TypedDict
 
 import numpy as np
-from genie.eval.boxes import iou_matrix
-from genie.eval.scores import Score, pair_records, prf
 
 from genie.errors import GenieError
+from genie.eval.boxes import iou_matrix
+from genie.eval.scores import Score, pair_records, prf
 from genie.records import Entity, Record
 
 IOU_THRESHOLD = 0.5

@@ -13,7 +13,6 @@ from collections import Counter
 from typing import Hashable
 
 from genie.eval.scores import pair_records, prf
-
 from genie.labels import NO_RELATION
 from genie.records import Record
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from genie.eval.gmner import evaluate_gmner, last_per_span
-
 from genie.records import Record
 
 

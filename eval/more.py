@@ -5,9 +5,8 @@ release's to) is neither a gold nor a predicted positive. A generation the parse
 
 from __future__ import annotations
 
-from genie.eval.scores import Score, pair_records, prf
-
 from genie.errors import GenieError
+from genie.eval.scores import Score, pair_records, prf
 from genie.labels import NO_RELATION
 from genie.records import Record
 

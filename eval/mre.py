@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from genie.eval.scores import Score, pair_records, prf
-
 from genie.errors import GenieError
+from genie.eval.scores import Score, pair_records, prf
 from genie.labels import NO_RELATION
 from genie.records import Record
 

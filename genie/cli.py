@@ -14,6 +14,17 @@ import typing
 from pathlib import Path
 
 from genie.errors import GenieError
+from genie.options import (
+    DetectorFeatures,
+    DetectorSize,
+    InputFormat,
+    OnBadImage,
+    OnBadLine,
+    PromptSet,
+    RecordFormat,
+    TargetFormat,
+    words,
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -110,11 +121,11 @@ def _add_convert(commands) -> None:
     for option, tasks in options.items():
         convert.add_argument(f"--{option}", type=Path, help="; ".join(f"{name}: {text}" for name, text in tasks))
     convert.set_defaults(builder_options=options)
-    convert.add_argument("--format", choices=("records", "instruction"), default="records",
+    convert.add_argument("--format", choices=words(RecordFormat), default="records",
                          help="instruction: task, instruction, input, image_id, output and the gold record")
-    convert.add_argument("--target-format", choices=("text", "index"), default="text",
+    convert.add_argument("--target-format", choices=words(TargetFormat), default="text",
                          help="the `output` of instruction lines")
-    convert.add_argument("--prompts", choices=("train", "heldout"), default="train",
+    convert.add_argument("--prompts", choices=words(PromptSet), default="train",
                          help="which paraphrase set instructions are drawn from")
     convert.add_argument("--prompts-dir", type=Path, help="a folder of <task>.yaml instruction templates "
                                                          "(default: each task's own, prompts/<task>.yaml)")
@@ -137,7 +148,7 @@ def _add_decode(commands) -> None:
     decode.add_argument("--input", required=True, type=Path)
     decode.add_argument("--output", required=True, type=Path)
     decode.add_argument("--features", help="region-feature folder (default: the one used in training)")
-    decode.add_argument("--on-bad-line", choices=("error", "skip"), default="error",
+    decode.add_argument("--on-bad-line", choices=words(OnBadLine), default="error",
                         help="skip: input lines that are not records are counted and left out")
     decode.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. decode.num_beams=4")
 
@@ -159,9 +170,9 @@ def _add_predict(commands) -> None:
     predict.add_argument("--task", help="for a multi-task model: which task to predict")
     predict.add_argument("--batch-size", type=int, help="posts per batch (default: the checkpoint's "
                                                         "decode.batch_size)")
-    predict.add_argument("--on-bad-line", choices=("error", "skip"), default="error",
+    predict.add_argument("--on-bad-line", choices=words(OnBadLine), default="error",
                          help="skip: lines that are not posts are counted and left out")
-    predict.add_argument("--input-format", choices=("auto", "jsonl", "text"), default="auto",
+    predict.add_argument("--input-format", choices=words(InputFormat), default="auto",
                          help="text: every line is a post's text; jsonl: every line a JSON post; auto: a line "
                               "starting with '{' is a JSON post, most others text (docs/raw-posts-and-images.md)")
     predict.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. decode.num_beams=4")
@@ -208,7 +219,7 @@ def _add_features(commands) -> None:
     random.add_argument("--family", required=True, help="detr, rt_detr, rt_detr_v2, yolos, grounding_dino, owlv2 "
                                                         "or grid (a CLIP vision tower)")
     random.add_argument("--out", required=True, type=Path, help="the detector folder (an old one there is replaced)")
-    random.add_argument("--size", choices=("tiny", "base"), default="tiny",
+    random.add_argument("--size", choices=words(DetectorSize), default="tiny",
                         help="tiny: a few small layers; base: the family's real default sizes")
     random.add_argument("--dim", type=int, default=64, help="tiny: the query features' dimension")
     random.add_argument("--seed", type=int, default=0)
@@ -235,7 +246,7 @@ def _add_extract(store_commands) -> None:
     extract.add_argument("--out", required=True, type=Path, help="the region folder (or the store, with --store)")
     extract.add_argument("--store", action="store_true", help="pack the regions into a memory-mapped store at --out")
     extract.add_argument("--max-regions", type=int, default=36, help="K: the top-K boxes by score")
-    extract.add_argument("--features", choices=("query", "roi"), default="query",
+    extract.add_argument("--features", choices=words(DetectorFeatures), default="query",
                          help="query: the detector's hidden state per box; roi: its last backbone stage averaged "
                               "inside the box (2048-d for ResNet-50, like VinVL)")
     extract.add_argument("--nms-iou", type=float, help="class-agnostic NMS: drop a box overlapping a better one "
@@ -243,7 +254,7 @@ def _add_extract(store_commands) -> None:
     extract.add_argument("--prompt", help='Grounding DINO: what to detect, e.g. "person. object."')
     extract.add_argument("--revision", help="of a Hub model, e.g. no_timm for facebook/detr-resnet-50")
     extract.add_argument("--batch-size", type=int, default=8)
-    extract.add_argument("--on-bad-image", choices=("skip", "error"), default="skip",
+    extract.add_argument("--on-bad-image", choices=words(OnBadImage), default="skip",
                          help="skip: missing, corrupt or truncated images are listed and left out")
     extract.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
 
@@ -262,9 +273,9 @@ def builder_options() -> dict[str, list[tuple[str, str]]]:
 def _convert(args) -> int:
     from genie.context import merge_context, read_context_lines
     from genie.instructions import instruction_line
+    from genie.model.targets import pointer_labels
     from genie.prompts import load_prompts
     from genie.records import read_records, write_lines, write_records
-    from genie.model.targets import pointer_labels
     from genie.tasks import TASKS, get_task
 
     context = read_context_lines(args.context) if args.context is not None else None  # a bad line: before the build
@@ -306,9 +317,9 @@ def _convert(args) -> int:
 def _train(args) -> int:
     from genie.config import load_config
     from genie.training.distributed import exit_together
+    from genie.training.loop import train
     from genie.training.run_folder import Interrupted
     from genie.training.run_setup import run_tasks
-    from genie.training.loop import train
 
     overrides = [*args.overrides, *([f"model.name={args.model}"] if args.model else [])]
     cfg = load_config(args.config, overrides)
@@ -335,8 +346,8 @@ def _train(args) -> int:
 def train_headline(cfg, metrics: dict) -> str:
     """The line a run ends with: the headline test score, the other scores, where dev selected
     and where the files are (the JSON above has everything; docs explain each score)."""
-    from genie.training.run_folder import default_output_dir
     from genie.tasks import get_task
+    from genie.training.run_folder import default_output_dir
 
     out = Path(cfg.train.output_dir or default_output_dir(cfg))
 
@@ -402,8 +413,8 @@ def _evaluate(args) -> int:
 
 
 def _report(args) -> int:
-    from genie.records import read_records
     from genie.analysis.report import write_report
+    from genie.records import read_records
     from genie.tasks import get_task
 
     summary = write_report(get_task(args.task), read_records(args.gold), read_records(args.pred), args.out,

@@ -12,6 +12,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,19 @@ import yaml
 from genie.context import parse_selection
 from genie.errors import GenieError
 from genie.io import read_text
+from genie.options import (
+    Alignment,
+    OnBadLine,
+    OnMissing,
+    OnNonfinite,
+    PeftMethod,
+    Precision,
+    PromptSet,
+    Sampling,
+    TargetFormat,
+    Tracker,
+    words,
+)
 
 SCHEMA = 1  # bump, with a MIGRATIONS entry, when a config key is renamed or moved
 # MIGRATIONS[n] turns a schema-n config mapping (an old checkpoint's genie.yaml) into schema n + 1,
@@ -33,9 +47,9 @@ def bounded(default: float, low: float | None = None, high: float | None = None,
     return field(default=default, metadata={"low": low, "high": high, "above": above, "below": below})
 
 
-def choice(default: str, *others: str):
-    """A string that must be one of the listed options, checked on load."""
-    return field(default=default, metadata={"choices": (default, *others)})
+def choice(default: StrEnum):
+    """A string that must be one of the words of `default`'s options (`genie.options`), checked on load."""
+    return field(default=default.value, metadata={"choices": words(type(default))})
 
 
 @dataclass
@@ -61,13 +75,13 @@ class DataConfig:
     # Multi-task runs draw each batch from the tasks' train sets: proportional to their sizes
     # (a shuffle of the union), or temperature-scaled, p(task) ~ size ** (1 / temperature), which
     # lifts small tasks (temperature 1 = proportional, large = uniform over tasks).
-    sampling: str = choice("proportional", "temperature")
+    sampling: str = choice(Sampling.PROPORTIONAL)
     temperature: float = bounded(2.0, 0.0, above=True)
     # Training batches of similar length: dynamic padding then pads less, but on the GMNER demo
     # the model learned less per epoch (docs/training.md, Batches and data loading). False: random batches.
     group_by_length: bool = False
     num_workers: int = bounded(0, 0)  # DataLoader worker processes for training batches (0: the main process)
-    on_bad_line: str = choice("error", "skip")  # skip: a bad JSONL line is counted, reported and left out
+    on_bad_line: str = choice(OnBadLine.ERROR)  # skip: a bad JSONL line is counted, reported and left out
 
     def __post_init__(self) -> None:
         parse_selection(self.context)
@@ -80,7 +94,7 @@ class PromptsConfig:
     the line's own. `set: heldout` decodes with paraphrases never seen in training."""
 
     use: bool = False
-    set: str = choice("train", "heldout")
+    set: str = choice(PromptSet.TRAIN)
     dir: str | None = None  # a folder of <task>.yaml; default: each task's own (prompts/<task>.yaml)
 
 
@@ -93,7 +107,7 @@ class FeaturesConfig:
     dir: str | None = None
     max_regions: int = bounded(10, 1)  # published systems: 16-36
     dim: int = bounded(64, 1)  # the demo's; VinVL features are 2048
-    on_missing: str = choice("error", "zeros")
+    on_missing: str = choice(OnMissing.ERROR)
     zero: bool = False  # ablation: feed all-zero regions (the text-only model)
 
 
@@ -123,7 +137,7 @@ class PeftConfig:
     name or local folder): with LoRA only the adapters and genie's own heads (region encoder,
     grounding, pointer) train, and checkpoints hold only those."""
 
-    method: str = choice("none", "lora")
+    method: str = choice(PeftMethod.NONE)
     r: int = bounded(8, 1)
     alpha: int = bounded(16, 1)
     dropout: float = bounded(0.05, 0.0, 1.0, below=True)
@@ -143,7 +157,7 @@ class RegularizersConfig:
     # A contrastive term between each post's pooled text and pooled regions, the other posts of
     # the batch its negatives: MMIB's InfoNCE, or CAG's, whose temperature per post shrinks with
     # the post's text-image consistency, temperature * (1 - cag_alpha * cosine).
-    alignment: str = choice("none", "infonce", "cag")
+    alignment: str = choice(Alignment.NONE)
     alignment_weight: float = bounded(0.1, 0.0)
     temperature: float = bounded(0.1, 0.0, above=True)
     cag_alpha: float = bounded(0.5, 0.0, 1.0, below=True)  # below 1: the temperature stays positive
@@ -151,7 +165,7 @@ class RegularizersConfig:
 
     @property
     def enabled(self) -> bool:
-        return self.bottleneck or self.alignment != "none"
+        return self.bottleneck or self.alignment != Alignment.NONE
 
 
 @dataclass
@@ -165,7 +179,7 @@ class TrainConfig:
     warmup_ratio: float = bounded(0.05, 0.0, 1.0)
     grounding_weight: float = bounded(1.0, 0.0)
     max_grad_norm: float = bounded(1.0, 0.0)  # gradients clipped to this global norm (0: not clipped)
-    mixed_precision: str = choice("no", "fp16", "bf16")
+    mixed_precision: str = choice(Precision.NO)
     seed: int = 42
     eval_every_epochs: int = bounded(4, 1)
     # Early stopping: stop after this many dev evaluations in a row without an improvement of more
@@ -181,11 +195,10 @@ class TrainConfig:
     max_steps: int = bounded(0, 0)  # stop after this many optimizer steps (0: run all epochs)
     # Experiment trackers through accelerate, beside metrics.jsonl (always written); "all": every
     # tracker installed. TensorBoard comes with `make install`.
-    report_to: str = choice("none", "tensorboard", "wandb", "comet_ml", "aim", "mlflow", "clearml", "dvclive",
-                            "swanlab", "trackio", "all")
+    report_to: str = choice(Tracker.NONE)
     # A NaN or inf loss (or gradient norm): stop with a message naming the step, or skip the
     # optimizer step it is part of (counted in test_metrics.json). Either way no weight changes.
-    on_nonfinite: str = choice("stop", "skip")
+    on_nonfinite: str = choice(OnNonfinite.STOP)
 
 
 @dataclass
@@ -205,7 +218,7 @@ class GenieConfig:
     every registered task, is spelled out when the config is loaded."""
 
     task: str | list[str] = "gmner"
-    target_format: str = choice("text", "index")
+    target_format: str = choice(TargetFormat.TEXT)
     schema: int = bounded(SCHEMA, 1, SCHEMA)  # the config layout's version (load_config migrates older ones)
     data: DataConfig = field(default_factory=DataConfig)
     prompts: PromptsConfig = field(default_factory=PromptsConfig)

@@ -9,9 +9,9 @@ import torch
 from torch.utils.data import Dataset
 
 from genie.eval.boxes import iou_matrix
+from genie.records import Record
 from genie.regions.npz import RegionFeatures
 from genie.regions.source import FeatureSource
-from genie.records import Record
 
 IOU_FLOOR = 0.5  # REFERENCE section 3: IoU <= 0.5 counts as no overlap
 

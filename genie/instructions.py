@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genie.context import context_suffix
+from genie.options import TargetFormat
 from genie.prompts import Prompts
 from genie.records import BadLines, Record, read_lines
 from genie.tasks import get_task
@@ -18,7 +19,7 @@ KEYS = ("task", "instruction", "input", "image_id", "output", "record")
 
 def instruction_line(record: Record, prompts: Prompts, which: str, target_format: str) -> dict:
     task = get_task(record.task)
-    if target_format == "index":
+    if target_format == TargetFormat.INDEX:
         output = task.index_format.linearize(record, [e.groundable for e in record.entities]).indices
     else:
         output = task.linearize(record).text

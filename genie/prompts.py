@@ -15,10 +15,9 @@ from pathlib import Path
 import yaml
 
 from genie.errors import GenieError
+from genie.options import PromptSet, words
 from genie.records import Record
 from genie.tasks import Task
-
-SETS = ("train", "heldout")
 
 
 @dataclass(frozen=True)
@@ -42,10 +41,10 @@ def load_prompts(task: Task, directory: str | Path | None = None) -> Prompts:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise GenieError(f"not valid YAML ({str(exc).splitlines()[0]})", path) from None
-    if not isinstance(data, dict) or sorted(data) != sorted(SETS):
-        raise GenieError(f"templates must be a mapping with exactly the sets {', '.join(SETS)}", path)
+    if not isinstance(data, dict) or sorted(data) != sorted(words(PromptSet)):
+        raise GenieError(f"templates must be a mapping with exactly the sets {', '.join(words(PromptSet))}", path)
     sets = {}
-    for name in SETS:
+    for name in words(PromptSet):
         templates = data[name]
         if not isinstance(templates, list) or not templates or not all(isinstance(t, str) for t in templates):
             raise GenieError(f"'{name}' must be a non-empty list of strings", path)

@@ -9,14 +9,13 @@ from dataclasses import replace
 import numpy as np
 
 from genie.data import grounding_target
-from genie.regions.npz import RegionFeatures
 from genie.grammar.index import REGION
-from genie.records import Record
 from genie.model.surface import Surface
+from genie.options import TargetFormat
+from genie.records import Record
+from genie.regions.npz import RegionFeatures
 from genie.tasks import Task
 from genie.tasks.entity_text import IN_IMAGE
-
-FORMATS = ("text", "index")
 
 
 def oracle_regions(record: Record) -> RegionFeatures:
@@ -28,7 +27,7 @@ def oracle_regions(record: Record) -> RegionFeatures:
 
 def formats(task: Task) -> list[str]:
     """The target formats `task` has."""
-    return [f for f in FORMATS if f == "text" or task.index_format is not None]
+    return [f for f in TargetFormat if f == TargetFormat.TEXT or task.index_format is not None]
 
 
 def round_trip(task: Task, records: list[Record], fmt: str = "text", surface: Surface | None = None) -> list[Record]:

@@ -19,8 +19,8 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from genie.io import atomic_folder, atomic_write
 from genie.model.modeling import GenieModel
-from genie.regions.random_detectors import save_random_detector
 from genie.records import Record, read_records, write_records
+from genie.regions.random_detectors import save_random_detector
 
 SLOW_WRITER = """
 import sys, time

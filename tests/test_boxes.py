@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from genie.eval.boxes import iou_matrix
 
 

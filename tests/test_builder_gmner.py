@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from genie.data_builders import BuildResult
 from genie.data_builders.gmner import build_gmner
-
 from genie.errors import GenieError
 from genie.records import Entity, Record
 from genie.tasks import get_task

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from genie.data_builders.conll import ConllTweet, bio_to_spans, read_conll
 
+from genie.data_builders.conll import ConllTweet, bio_to_spans, read_conll
 from genie.errors import GenieError
 
 

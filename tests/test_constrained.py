@@ -14,14 +14,14 @@ from demo_sets import small_demos, task_config
 from transformers import LogitsProcessor
 
 from genie.config import DecodeConfig
-from genie.model.constrained import TextConstraint
 from genie.data import Collator, GenieDataset
-from genie.records import Entity, Record, read_records
-from genie.training.run_setup import build_model, load_task_data
+from genie.grammar.text import AnyWriter
+from genie.model.constrained import TextConstraint
 from genie.model.targets import make_targets
+from genie.records import Entity, Record, read_records
 from genie.tasks import TASKS, get_task
 from genie.tasks.mentions import NUMBER_TEXT
-from genie.grammar.text import AnyWriter
+from genie.training.run_setup import build_model, load_task_data
 
 
 class NoNumbers(AnyWriter):

@@ -11,24 +11,24 @@ import pytest
 from cli_output import run_cli
 from demo_sets import task_config
 
-from genie.training.batching import SortedBatches
+from genie.analysis.report import write_report
 from genie.config import load_config
 from genie.context import MARKER, ContextUse, context_suffix
 from genie.data import Collator, GenieDataset
-from genie.inference.journal import DecodeJournal
 from genie.demo import build_demo
 from genie.demo.entities import HINTS
 from genie.errors import GenieError
-from genie.regions.store import build_store
-from genie.regions.source import FeatureSource
-from genie.instructions import instruction_line, read_examples
+from genie.inference.journal import DecodeJournal
 from genie.inference.posts import post_records, read_posts
+from genie.instructions import instruction_line, read_examples
+from genie.model.targets import make_targets, source_text
+from genie.model.tokenizer import train_bart_tokenizer, train_t5_tokenizer
 from genie.prompts import load_prompts
 from genie.records import BadLines, Context, Entity, Record, read_records, write_records
-from genie.analysis.report import write_report
-from genie.model.targets import make_targets, source_text
+from genie.regions.source import FeatureSource
+from genie.regions.store import build_store
 from genie.tasks import get_task
-from genie.model.tokenizer import train_bart_tokenizer, train_t5_tokenizer
+from genie.training.batching import SortedBatches
 from genie.training.loop import train
 
 MNER, GMNER = get_task("mner"), get_task("gmner")

@@ -20,9 +20,10 @@ import pytest
 from accelerate.commands.launch import launch_command_parser
 from accelerate.utils import DeepSpeedPlugin
 from docs_pages import launch_lines
+
 from genie.config import load_config
-from genie.training.distributed import check_world
 from genie.errors import GenieError
+from genie.training.distributed import check_world
 from genie.training.loop import fill_deepspeed_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from genie.demo import build_demo
-from genie.regions.source import FeatureSource
 from genie.records import read_records
+from genie.regions.source import FeatureSource
 from genie.tasks import get_task
 
 GMNER = get_task("gmner").demo

@@ -23,6 +23,7 @@ from transformers import (
     DetrImageProcessorPil,
 )
 
+from genie.errors import GenieError
 from genie.regions.detectors import (
     Detections,
     _extents,
@@ -31,7 +32,6 @@ from genie.regions.detectors import (
     _roi_means,
     load_detector,
 )
-from genie.errors import GenieError
 from genie.regions.random_detectors import FAMILIES, save_random_detector
 
 PROMPTS = {"grounding_dino": "A cat. a dog"}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from genie.eval.gmner import evaluate_gmner
-from genie.eval.scores import prf
 
 from genie.errors import GenieError
+from genie.eval.gmner import evaluate_gmner
+from genie.eval.scores import prf
 from genie.records import Entity, Record
 
 BOX = [0.0, 0.0, 10.0, 10.0]

@@ -13,11 +13,11 @@ from PIL import Image
 
 from genie.config import load_config
 from genie.demo import build_demo
-from genie.regions.store import FeatureStore
-from genie.regions.npz import load_npz
-from genie.regions.random_detectors import FAMILIES, save_random_detector
 from genie.records import Record, read_records, write_records
 from genie.regions.manifest import read_manifest
+from genie.regions.npz import load_npz
+from genie.regions.random_detectors import FAMILIES, save_random_detector
+from genie.regions.store import FeatureStore
 from genie.tasks import TASKS
 from genie.training.loop import train
 

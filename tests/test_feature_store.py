@@ -13,8 +13,8 @@ from test_cli import assert_one_line_error, genie
 from test_features import write_vinvl
 
 from genie.errors import GenieError
-from genie.regions.store import FeatureStore, build_store, is_store, verify_store
 from genie.regions.source import FeatureSource
+from genie.regions.store import FeatureStore, build_store, is_store, verify_store
 
 DIM, K = 8, 5
 BOXES = {"img0": 0, "img2": 2, "img4": 4, "img5": 5, "img7": 7, "img9": 9}  # around K, on both sides

@@ -32,11 +32,11 @@ from genie.cli import main
 from genie.config import load_config
 from genie.context import read_context_lines
 from genie.errors import GenieError
-from genie.regions.store import FeatureStore, build_store
-from genie.regions.source import FeatureSource
-from genie.instructions import read_examples
 from genie.inference.posts import read_posts
+from genie.instructions import read_examples
 from genie.records import BadLines, Context, Entity, Record, Relation, read_records
+from genie.regions.source import FeatureSource
+from genie.regions.store import FeatureStore, build_store
 from genie.tasks import get_task
 
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None)

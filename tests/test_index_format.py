@@ -15,10 +15,10 @@ from genie.errors import GenieError
 from genie.grammar.index import REGION
 from genie.grammar.tensor import tensor_grammar
 from genie.model.modeling import GenieModel
-from genie.records import Entity, Record, Relation
 from genie.model.targets import make_targets
-from genie.tasks import TASKS, get_task
 from genie.model.tokenizer import train_t5_tokenizer
+from genie.records import Entity, Record, Relation
+from genie.tasks import TASKS, get_task
 
 GMNER, JMERE, FMNERG = get_task("gmner"), get_task("jmere"), get_task("fmnerg")
 INDEX_TASKS = sorted(name for name, task in TASKS.items() if task.index_format)

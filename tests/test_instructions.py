@@ -13,7 +13,8 @@ from test_cli import assert_one_line_error, genie
 
 from genie.errors import GenieError
 from genie.instructions import KEYS, read_examples
-from genie.prompts import SETS, load_prompts
+from genie.options import PromptSet
+from genie.prompts import load_prompts
 from genie.records import Record, read_records
 from genie.tasks import TASKS, get_task
 
@@ -29,7 +30,7 @@ def test_templates_insert_the_label_set_and_spread_over_records(name):
     prompts = load_prompts(task)
     assert not set(prompts.sets["train"]) & set(prompts.sets["heldout"])
     records = [Record(f"r{k}", name, ["x"], "i") for k in range(400)]
-    for which in SETS:
+    for which in PromptSet:
         seen = Counter(prompts.instruction(r, which) for r in records)
         assert len(seen) == len(prompts.sets[which])  # every paraphrase is used
         for instruction in seen:

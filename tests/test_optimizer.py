@@ -9,10 +9,10 @@ import torch
 from genie.config import load_config
 from genie.data import Collator, GenieDataset
 from genie.demo import build_demo
-from genie.training.run_setup import build_model, load_task_data
 from genie.model.targets import make_targets
 from genie.tasks import get_task
 from genie.training.loop import build_optimizer
+from genie.training.run_setup import build_model, load_task_data
 
 GMNER = get_task("gmner")
 

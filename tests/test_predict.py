@@ -19,8 +19,8 @@ from genie.config import load_config
 from genie.errors import GenieError
 from genie.inference.files import decode_file
 from genie.inference.journal import DecodeJournal
-from genie.regions.random_detectors import save_random_detector
 from genie.records import read_records, write_records
+from genie.regions.random_detectors import save_random_detector
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("gmner_default_run")]
 

@@ -14,6 +14,7 @@ from genie.data import Collator, GenieDataset
 from genie.demo import build_demo
 from genie.errors import GenieError
 from genie.model.modeling import GenieModel
+from genie.model.targets import make_targets
 from genie.regularizers import VariationalBottleneck, gaussian_kl, masked_mean
 from genie.regularizers.contrastive import (
     _symmetric_nce,
@@ -22,9 +23,8 @@ from genie.regularizers.contrastive import (
     info_nce,
     similarities,
 )
-from genie.training.run_setup import build_model, load_checkpoint, load_task_data
-from genie.model.targets import make_targets
 from genie.tasks import get_task
+from genie.training.run_setup import build_model, load_checkpoint, load_task_data
 
 GMNER = get_task("gmner")
 

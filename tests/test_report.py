@@ -18,8 +18,8 @@ from demo_sets import small_demos
 from PIL import Image
 
 from genie.analysis.error_analysis import KINDS, analyse
-from genie.records import Entity, Record, Relation, read_records, write_records
 from genie.analysis.report import write_report
+from genie.records import Entity, Record, Relation, read_records, write_records
 from genie.tasks import get_task
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from genie.data_builders.gmner import build_gmner
 from roundtrip import assert_perfect
 
+from genie.data_builders.gmner import build_gmner
 from genie.demo import build_demo
 from genie.records import Entity, Record, read_records
 from genie.tasks import get_task

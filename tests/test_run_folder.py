@@ -22,9 +22,9 @@ from genie.config import load_config
 from genie.demo import build_demo
 from genie.errors import GenieError
 from genie.model.modeling import GenieModel
-from genie.training.run_folder import RunFolder, default_output_dir, differences, fingerprint
 from genie.tasks import TASKS, get_task
 from genie.training.loop import train
+from genie.training.run_folder import RunFolder, default_output_dir, differences, fingerprint
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("run_folder")]
 

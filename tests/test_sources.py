@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants
 
-from genie.model import sources
 from genie.config import load_config
-from genie.regions.detectors import load_detector
 from genie.errors import GenieError
-from genie.training.run_setup import check_model
+from genie.model import sources
 from genie.model.sources import model_source
 from genie.model.warm_start import warm_start
+from genie.regions.detectors import load_detector
+from genie.training.run_setup import check_model
 
 REPO = Path(__file__).resolve().parents[1]
 CLOSED_PORT = "http://127.0.0.1:9"  # nothing listens on the discard port: refused at once, like no network

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from genie.demo import build_demo
-from genie.records import read_records
 from genie.model.surface import Surface
-from genie.tasks import get_task
 from genie.model.tokenizer import train_bart_tokenizer, train_t5_tokenizer
+from genie.records import read_records
+from genie.tasks import get_task
 
 TRAINERS = {"t5": lambda texts: train_t5_tokenizer(texts, 300), "bart": lambda texts: train_bart_tokenizer(texts, 400)}
 

@@ -11,8 +11,8 @@ from genie.demo import build_demo
 from genie.errors import GenieError
 from genie.labels import NO_RELATION
 from genie.records import read_records
-from genie.training.run_folder import default_output_dir
 from genie.tasks import TASKS, Task, register
+from genie.training.run_folder import default_output_dir
 
 SMALL = {"n_train": 200, "n_dev": 40, "n_test": 40}
 

@@ -6,7 +6,6 @@ trains (a few CPU minutes); the tests that read it form one xdist group, so it i
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import logging
 import subprocess
@@ -24,10 +23,14 @@ from genie.config import load_config
 from genie.data import Collator, GenieDataset
 from genie.inference.decode import decode_loader, predict
 from genie.inference.files import decode_file
-from genie.regions.store import build_store
 from genie.model.modeling import build_backbone
-from genie.training.precision import make_accelerator
+from genie.model.targets import make_targets
+from genie.model.tokenizer import train_t5_tokenizer
 from genie.records import read_records
+from genie.regions.store import build_store
+from genie.tasks import get_task
+from genie.training.loop import train
+from genie.training.precision import make_accelerator
 from genie.training.run_setup import (
     build_model,
     feature_source,
@@ -35,10 +38,6 @@ from genie.training.run_setup import (
     load_task_data,
     task_features_dir,
 )
-from genie.model.targets import make_targets
-from genie.tasks import get_task
-from genie.model.tokenizer import train_t5_tokenizer
-from genie.training.loop import train
 
 pytestmark = pytest.mark.slow
 

@@ -11,11 +11,11 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from genie.data_builders.conll import read_conll
-from genie.data_builders.mnre import read_mnre
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from genie.data_builders.conll import read_conll
+from genie.data_builders.mnre import read_mnre
 from genie.tweet_tokens import Token, tokenize
 
 

@@ -40,8 +40,8 @@ from safetensors.torch import load_file
 from genie.config import load_config
 from genie.model.modeling import GenieModel
 from genie.records import read_records
-from genie.training.run_setup import build_model, load_task_data
 from genie.tasks import get_task
+from genie.training.run_setup import build_model, load_task_data
 
 pytest.importorskip("deepspeed", reason="DeepSpeed is part of `make install`")
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("zero")]

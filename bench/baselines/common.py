@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from transformers import get_scheduler
 
+from genie.model.warm_start import packaged_minilm
 from genie.records import Record, write_records
 from genie.training.loop import evaluations_without_gain
-from genie.model.warm_start import packaged_minilm
 
 
 def arguments(description: str) -> argparse.ArgumentParser:

@@ -13,8 +13,8 @@ import numpy as np
 
 from genie.errors import GenieError
 from genie.io import atomic_write
-from genie.training.metrics_log import FILE
 from genie.records import read_lines
+from genie.training.metrics_log import FILE
 
 STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 # The EMA averages over about this share of a run's steps (at least 10): long runs need more

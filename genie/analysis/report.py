@@ -19,7 +19,7 @@ from genie.analysis.error_analysis import IOU_MATCH, KINDS, Analysis, Post, anal
 from genie.errors import GenieError
 from genie.eval.scores import prf
 from genie.io import atomic_write
-from genie.records import Entity, Record
+from genie.records import Record
 from genie.tasks import Task
 
 IMAGE_SUFFIXES = ("", ".jpg", ".jpeg", ".png")

@@ -10,11 +10,11 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from genie.training.batching import SortedBatches
 from genie.config import DecodeConfig
 from genie.data import Collator, GenieDataset
-from genie.training.distributed import Lockstep, lockstep_for
 from genie.records import Record
+from genie.training.batching import SortedBatches
+from genie.training.distributed import Lockstep, lockstep_for
 
 
 def decode_loader(dataset: GenieDataset, batch_size: int) -> DataLoader:

@@ -25,26 +25,25 @@ from accelerate import Accelerator
 from transformers import AutoTokenizer
 
 from genie.config import GenieConfig, load_config
-from genie.context import ContextUse
-from genie.data import GenieDataset
-from genie.inference.decode import decode_loader, predict
 from genie.errors import GenieError
-from genie.regions.source import FeatureSource
-from genie.inference.posts import INPUT_FORMATS, Post, PostRun, parse_line, post_prediction, post_records
-from genie.training.precision import make_accelerator
+from genie.inference.decode import decode_loader, predict
+from genie.inference.posts import Post, PostRun, parse_line, post_prediction, post_records
+from genie.options import InputFormat, check
 from genie.records import Record
 from genie.regions.extract import extract_regions
 from genie.regions.manifest import ORIGINS, describe, read_manifest
+from genie.regions.source import FeatureSource
+from genie.tasks import Task
+from genie.training.precision import make_accelerator
 from genie.training.run_setup import (
     feature_source,
     instructions_for,
     load_checkpoint,
     run_tasks,
-    with_saved_labels,
+    task_datasets,
     task_features_dir,
+    with_saved_labels,
 )
-from genie.model.targets import make_targets
-from genie.tasks import Task
 
 DEVICES = (None, "cpu", "cuda")
 EXTRACT_BATCH = 8  # images per detector call when predicting
@@ -152,12 +151,10 @@ class Extractor:
     def _decode_task(self, task: Task, records: list[Record], given: list[str] | None, features: FeatureSource,
                      on_batch, batch_size: int) -> tuple[list[Record], Counter]:
         cfg = self.cfg
-        targets = make_targets(cfg.target_format, task, self.tokenizer, cfg.model.max_source_length,
-                               cfg.model.max_target_length, ContextUse.from_config(cfg.data))
-        targets.check_decoding(cfg.decode)
         features.check(r.image_id for r in records)
-        dataset = GenieDataset(records, targets, features, cfg.features.zero, instructions_for(cfg, task, records, given))
-        targets.context_report(records, dataset.instructions)  # refuses a tokenizer that cannot write the marker
+        dataset = task_datasets(cfg, task, self.tokenizer, features,
+                                {"decode": (records, instructions_for(cfg, task, records, given))})["decode"]
+        dataset.targets.context_report(records, dataset.instructions)  # refuses a tokenizer that cannot write the marker
         loader = self.accelerator.prepare(decode_loader(dataset, batch_size))
         return predict(self.accelerator, self.model, dataset, loader, cfg.decode, desc=f"decode {task.name}",
                        on_batch=on_batch)
@@ -184,8 +181,7 @@ class Extractor:
 
     def parse_posts(self, posts: Iterable[dict | str | Post], input_format: str = "auto") -> list[Post]:
         """The API's posts as `Post`s, numbered from 1; a bad one, or an id used twice, is a GenieError."""
-        if input_format not in INPUT_FORMATS:
-            raise GenieError(f"input_format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
+        check(InputFormat, input_format, "input_format")
         parsed: list[Post] = []
         first: dict[str, int] = {}
         for k, post in enumerate(posts, start=1):

@@ -9,11 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 from genie.errors import GenieError
-
-from genie.inference.journal import DecodeJournal, input_key
 from genie.inference.extractor import Extractor
-from genie.instructions import read_examples
+from genie.inference.journal import DecodeJournal, input_key
 from genie.inference.posts import post_prediction, read_posts
+from genie.instructions import read_examples
+from genie.options import OnBadLine
 from genie.records import BadLines, Record, write_lines, write_records
 
 
@@ -25,7 +25,7 @@ def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_
     refuse_to_overwrite(input_path, output_path)
     extractor = Extractor.from_pretrained(checkpoint, overrides=overrides)
     extractor.cli = True
-    bad_lines = BadLines() if on_bad_line == "skip" else None
+    bad_lines = BadLines() if on_bad_line == OnBadLine.SKIP else None
     records, given = read_examples(input_path, bad_lines)
     out = Journaled(extractor, input_path, output_path, len(records),
                     [*overrides, f"features={features_dir}", f"on_bad_line={on_bad_line}"])
@@ -52,7 +52,7 @@ def predict_file(checkpoint: Path, input_path: Path, output_path: Path, images: 
     refuse_to_overwrite(input_path, output_path)
     extractor = Extractor.from_pretrained(checkpoint, overrides=overrides)
     extractor.cli = True
-    bad_lines = BadLines() if on_bad_line == "skip" else None
+    bad_lines = BadLines() if on_bad_line == OnBadLine.SKIP else None
     posts, blank_lines = read_posts(input_path, bad_lines, input_format)
     out = Journaled(extractor, input_path, output_path, len(posts),
                     [*overrides, f"images={images}", f"detector={detector}@{revision}", f"features={features}",

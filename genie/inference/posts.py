@@ -9,13 +9,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from genie.errors import GenieError
-from genie.regions.images import find_image, image_id
+from genie.options import InputFormat, check
 from genie.records import BadLines, Context, GivenObject, Record, iter_lines
 from genie.regions.extract import ImageJob
+from genie.regions.images import find_image, image_id
 from genie.tweet_tokens import tokenize
 
 POST_KEYS = ("id", "text", "image", "context", "objects")
-INPUT_FORMATS = ("auto", "jsonl", "text")
 
 
 @dataclass
@@ -59,8 +59,7 @@ def read_posts(path: Path, bad_lines: BadLines | None = None, input_format: str 
     read by `input_format` (`parse_line`; its id defaults to the line number). A bad line, or a
     second use of an id, raises GenieError naming file and line, or is counted in `bad_lines` and
     left out. `text_option`: how a message says to read every line as text."""
-    if input_format not in INPUT_FORMATS:
-        raise GenieError(f"input format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
+    check(InputFormat, input_format, "input format")
     posts, blank, lines = [], 0, {}
     read = iter_lines(path, lambda line: parse_line(line, "", input_format, text_option), bad_lines, "a post",
                       text=True)
@@ -86,12 +85,12 @@ def parse_line(line: str, default_id: str, input_format: str = "auto",
     post object. `auto`: a line starting with `{` is a JSON post, one starting with `[` that parses
     as JSON is refused (an array is no post), any other is text. ValueError names the problem."""
     stripped = line.strip()
-    if input_format == "text" or (input_format == "auto" and not stripped.startswith(("{", "["))):
+    if input_format == InputFormat.TEXT or (input_format == InputFormat.AUTO and not stripped.startswith(("{", "["))):
         return Post.parse(line.rstrip("\r\n"), default_id)
     try:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
-        if input_format == "auto" and stripped.startswith("["):
+        if input_format == InputFormat.AUTO and stripped.startswith("["):
             return Post.parse(line.rstrip("\r\n"), default_id)  # "[BREAKING] ..." is text
         raise ValueError(f"not valid JSON ({exc.msg}); for posts of plain text: {text_option}") from None
     if not isinstance(value, dict):

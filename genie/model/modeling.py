@@ -29,15 +29,15 @@ from transformers import (
 )
 from transformers.modeling_outputs import BaseModelOutput
 
-from genie.model.backbones import decoder_stack, hidden_size
 from genie.config import ModelConfig, RegularizersConfig
 from genie.config import PeftConfig as PeftSettings
-from genie.training.distributed import Lockstep, gathered
 from genie.errors import GenieError
 from genie.grammar.index import Grammar
+from genie.model.backbones import decoder_stack, hidden_size
 from genie.model.pointer import PointerHead, constrained_search
-from genie.regularizers import Regularizers
 from genie.model.sources import model_source
+from genie.regularizers import Regularizers
+from genie.training.distributed import Lockstep, gathered
 
 TINY_MODELS = ("tiny-t5", "tiny-bart")
 HEADS_FILE = "genie_heads.safetensors"

@@ -13,9 +13,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from genie.training.distributed import Lockstep
 from genie.grammar.index import Grammar
 from genie.grammar.tensor import tensor_grammar
+from genie.training.distributed import Lockstep
 
 
 class PointerHead(nn.Module):

@@ -8,14 +8,13 @@ from dataclasses import replace
 from functools import cached_property
 
 from genie.config import DecodeConfig
-from genie.model.constrained import TextConstraint, TokenText
 from genie.context import ContextUse, check_marker, closing_specials, context_counts
 from genie.errors import GenieError
-from genie.records import Record
+from genie.model.constrained import TextConstraint, TokenText
 from genie.model.surface import Surface
+from genie.options import TargetFormat, check
+from genie.records import Record
 from genie.tasks import Parsed, Task
-
-FORMATS = ("text", "index")
 
 
 def source_text(task: Task, record: Record, instruction: str = "", context: ContextUse = ContextUse()) -> str:
@@ -255,11 +254,10 @@ def marker_pools(slots: list[tuple[int, int]], length: int) -> list[list[int]]:
 
 def pointer_labels(target_format: str, task: Task) -> int:
     """How many special labels the model's pointer head needs (0: text targets, no head)."""
-    if target_format not in FORMATS:
-        raise GenieError(f"target_format must be one of {', '.join(FORMATS)}, got {target_format!r}")
-    if target_format == "index" and task.index_format is None:
+    check(TargetFormat, target_format, "target_format")
+    if target_format == TargetFormat.INDEX and task.index_format is None:
         raise GenieError(f"task {task.name} has no index target format; use target_format=text")
-    return len(task.index_format.grammar.specials) if target_format == "index" else 0
+    return len(task.index_format.grammar.specials) if target_format == TargetFormat.INDEX else 0
 
 
 def make_targets(target_format: str, task: Task, tokenizer, max_source_length: int, max_target_length: int,

@@ -37,15 +37,15 @@ from transformers import (
 from transformers.backbone_utils import BackboneMixin
 
 from genie.errors import GenieError
-from genie.regions.images import BadImage
 from genie.model.sources import model_source
+from genie.options import DetectorFeatures, check
+from genie.regions.images import BadImage
 
 # config.model_type -> family; anything else with patch tokens is read in grid mode.
 DETECTOR_FAMILIES = {"detr": "detr", "rt_detr": "rt_detr", "rt_detr_v2": "rt_detr_v2", "yolos": "yolos",
                      "grounding-dino": "grounding_dino", "owlv2": "owlv2"}
 SOFTMAX_FAMILIES = ("detr", "yolos")  # their last class is "no object"; the others score each class by sigmoid
 ZERO_SHOT_FAMILIES = ("grounding_dino", "owlv2")
-FEATURES = ("query", "roi")
 CELL_EPS = 1e-3  # a box edge this close to a feature-cell edge counts as on it
 
 
@@ -140,7 +140,7 @@ class RegionDetector:
         else:
             index = index[_greedy_nms(boxes[index], self.nms_iou, self.max_regions)]
         boxes = boxes[index]
-        if self.features == "query":
+        if self.features == DetectorFeatures.QUERY:
             features = found.queries[b, index]
         else:
             features = _roi_means(found.fmap[b], _map_cells(boxes / scale, extent, found.fmap.shape[-2:]))
@@ -157,10 +157,10 @@ class QueryDetector(RegionDetector):
         self._input_names = [name for name in ("pixel_values", "pixel_mask") if name in accepted]
         self._backbone = next((m for m in self.model.modules() if isinstance(m, BackboneMixin)), None)
         self._captured: dict[str, torch.Tensor] = {}
-        if self.features == "roi" and self._backbone is not None:
+        if self.features == DetectorFeatures.ROI and self._backbone is not None:
             self._backbone.register_forward_hook(lambda _m, _i, out: self._captured.update(stage=out.feature_maps[-1]))
         config = self.model.config
-        self.dim = self._backbone.channels[-1] if self.features == "roi" and self._backbone else config.hidden_size
+        self.dim = self._backbone.channels[-1] if self.features == DetectorFeatures.ROI and self._backbone else config.hidden_size
 
     def _candidates(self, inputs) -> _Candidates:
         batch = len(inputs["pixel_values"])
@@ -173,7 +173,7 @@ class QueryDetector(RegionDetector):
             scores = logits.sigmoid().amax(-1)
         queries = outputs.last_hidden_state[:, -logits.shape[1]:]
         fmap = None
-        if self.features == "roi":
+        if self.features == DetectorFeatures.ROI:
             fmap = self._captured.pop("stage") if self._backbone else _patch_map(
                 outputs.last_hidden_state[:, : -logits.shape[1]], inputs["pixel_values"], self.model.config)
         return _Candidates(scores, _corners(outputs.pred_boxes), queries, fmap)
@@ -320,8 +320,7 @@ def _prompt_inputs(source: str | os.PathLike, prompt: str | None, config, revisi
 
 def _check_options(features: str, max_regions: int, nms_iou: float | None) -> None:
     """Refuse bad options before the (slow) model load."""
-    if features not in FEATURES:
-        raise GenieError(f"features must be one of {', '.join(FEATURES)}, not {features!r}")
+    check(DetectorFeatures, features, "features")
     if isinstance(max_regions, bool) or not isinstance(max_regions, int) or max_regions < 1:
         raise GenieError(f"the number of regions K must be a positive integer, not {max_regions!r}")
     if nms_iou is not None and not 0 <= nms_iou <= 1:

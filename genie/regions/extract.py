@@ -21,6 +21,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from genie.errors import GenieError
+from genie.instructions import read_examples
+from genie.io import atomic_write
+from genie.options import OnBadImage, check
 from genie.regions.images import (
     MAX_PIXELS,
     BadImage,
@@ -29,13 +32,10 @@ from genie.regions.images import (
     list_images,
     open_image,
 )
-from genie.instructions import read_examples
-from genie.io import atomic_write
 from genie.regions.manifest import MANIFEST, describe, new_manifest, read_manifest
 from genie.regions.store import build_store, is_store
 
 BAD_LIST = "bad_images.jsonl"
-ON_BAD_IMAGE = ("skip", "error")
 logger = logging.getLogger(__name__)
 
 
@@ -97,8 +97,7 @@ def extract_regions(jobs: list[ImageJob], out: Path, detector, batch_size: int =
     (unreadable, too small, or one the detector cannot take) are skipped and listed in
     `bad_images.jsonl` (or, `on_bad_image="error"`, stop the run with one line; the files
     written so far stay)."""
-    if on_bad_image not in ON_BAD_IMAGE:
-        raise GenieError(f"on_bad_image must be one of {', '.join(ON_BAD_IMAGE)}, got {on_bad_image!r}")
+    check(OnBadImage, on_bad_image, "on_bad_image")
     if batch_size < 1:
         raise GenieError(f"batch size must be positive, got {batch_size}")
     started = time.perf_counter()

@@ -42,8 +42,8 @@ from transformers import (
 
 from genie.errors import GenieError
 from genie.io import atomic_folder
+from genie.options import DetectorSize, check
 
-SIZES = ("tiny", "base")
 # Shortest/longest edge of the tiny aspect-keeping processors: images are resized to 96-128 px.
 TINY_EDGES = {"shortest_edge": 96, "longest_edge": 128}
 TINY_QUERIES = 50
@@ -205,8 +205,7 @@ def save_random_detector(family: str, out: Path, size: str = "tiny", dim: int = 
     folder there is replaced, and the weights are not left private as safetensors writes them)."""
     if family not in BUILDERS:
         raise GenieError(f"no random detector of family {family!r}; families: {', '.join(FAMILIES)}")
-    if size not in SIZES:
-        raise GenieError(f"size must be one of {', '.join(SIZES)}, not {size!r}")
+    check(DetectorSize, size, "size")
     config, processor, *tokenizer = BUILDERS[family](size, dim)
     model = _build(config)
     _spread(model, torch.Generator().manual_seed(seed))

@@ -12,12 +12,11 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-
 from genie.errors import GenieError
+from genie.options import OnMissing, check
 from genie.regions.npz import RegionFeatures, load_npz, zero_regions
 from genie.regions.store import FeatureStore, is_store
 
-ON_MISSING = ("error", "zeros")
 logger = logging.getLogger(__name__)
 # Bounds the per-source cache: ~1700 images of 36 x 2048 float32, every image of a small corpus.
 CACHE_BYTES = 512 * 2**20
@@ -29,9 +28,7 @@ class FeatureSource:
 
     def __init__(self, directory: str | Path | None, max_regions: int, feature_dim: int,
                  on_missing: str = "error"):
-        if on_missing not in ON_MISSING:
-            raise GenieError(f"features.on_missing must be one of {', '.join(ON_MISSING)}, "
-                             f"got {on_missing!r}")
+        check(OnMissing, on_missing, "features.on_missing")
         if max_regions < 1 or feature_dim < 1:
             raise GenieError(f"features.max_regions ({max_regions}) and features.feature_dim "
                              f"({feature_dim}) must be positive")

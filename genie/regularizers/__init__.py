@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from genie.config import RegularizersConfig
+from genie.options import Alignment
 from genie.regularizers.bottleneck import VariationalBottleneck, gaussian_kl
 from genie.regularizers.contrastive import consistency_adaptive_nce, info_nce
 
@@ -25,7 +26,7 @@ class Regularizers(nn.Module):
         self.text_bottleneck = VariationalBottleneck(d_model) if cfg.bottleneck else None
         self.region_bottleneck = VariationalBottleneck(d_model) if cfg.bottleneck else None
         self.text_projection = self.region_projection = None
-        if cfg.alignment != "none":
+        if cfg.alignment != Alignment.NONE:
             self.text_projection = nn.Linear(d_model, cfg.projection_dim)
             self.region_projection = nn.Linear(d_model, cfg.projection_dim)
 

@@ -14,10 +14,10 @@ from typing import Callable
 
 from genie.demo import DemoSpec
 from genie.errors import GenieError
+from genie.grammar.text import AnyWriter, TextGrammar, Writer
 from genie.records import Entity, Record, Relation
 from genie.regions.given import objects_first
 from genie.regions.npz import RegionFeatures
-from genie.grammar.text import AnyWriter, TextGrammar, Writer
 
 
 @dataclass

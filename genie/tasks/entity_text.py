@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from genie.errors import GenieError
+from genie.grammar.text import AnyWriter, Slot, TextGrammar, Writer
 from genie.records import Entity, Record
 from genie.tasks.base import Parsed, Target, Task
 from genie.tasks.mentions import (
@@ -21,7 +22,6 @@ from genie.tasks.mentions import (
     article,
     name_pattern,
 )
-from genie.grammar.text import AnyWriter, Slot, TextGrammar, Writer
 
 SEPARATOR = " [SEP] "
 IN_IMAGE = "which is in the image"

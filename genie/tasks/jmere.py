@@ -16,6 +16,7 @@ from genie.data_builders.jmere import build_jmere
 from genie.demo import RelationDemo
 from genie.errors import GenieError
 from genie.eval.jmere import evaluate_jmere
+from genie.grammar.text import AnyWriter, Slot, TextGrammar, Writer
 from genie.labels import (
     JMERE_RELATIONS,
     NO_RELATION,
@@ -33,7 +34,6 @@ from genie.tasks.mentions import (
     article,
     name_pattern,
 )
-from genie.grammar.text import AnyWriter, Slot, TextGrammar, Writer
 
 TYPE_PHRASES = {t: f"{article(w)} {w}" for t, w in RELATION_TYPE_WORDS.items()}
 RELATION_WORDS = {r: r.replace("_", " ") for r in JMERE_RELATIONS}

@@ -14,6 +14,7 @@ from genie.data_builders.mre import build_mre
 from genie.demo import RelationDemo
 from genie.errors import GenieError
 from genie.eval.mre import evaluate_mre, mre_label
+from genie.grammar.text import AnyWriter, Slot, TextGrammar, Writer
 from genie.labels import (
     JMERE_RELATIONS,
     MNRE_LABELS,
@@ -25,7 +26,6 @@ from genie.labels import (
 from genie.records import Entity, Record, Relation
 from genie.tasks.base import Parsed, Target, Task, register
 from genie.tasks.entity_text import SEPARATOR
-from genie.grammar.text import AnyWriter, Slot, TextGrammar, Writer
 
 
 def verbalize(label: str) -> str:

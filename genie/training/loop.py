@@ -30,19 +30,20 @@ from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_scheduler
 
-from genie.training.batching import EpochShuffle, LengthGroupedBatches
 from genie.config import GenieConfig
-from genie.context import ContextUse
 from genie.data import Collator, GenieDataset
-from genie.inference.decode import decode_loader, predict
-from genie.training.distributed import full_size, load_weights
 from genie.errors import GenieError
+from genie.inference.decode import decode_loader, predict
 from genie.io import atomic_folder, atomic_write, install, staging
-from genie.training.metrics_log import MetricsLog
 from genie.model.modeling import GenieModel
-from genie.training.precision import make_accelerator
+from genie.options import PeftMethod, Precision, Tracker
 from genie.records import write_records
 from genie.regions.manifest import ORIGINS, read_manifest
+from genie.tasks import Task
+from genie.training.batching import EpochShuffle, LengthGroupedBatches
+from genie.training.distributed import full_size, load_weights
+from genie.training.metrics_log import MetricsLog
+from genie.training.precision import make_accelerator
 from genie.training.run_folder import Interrupted, RunFolder, default_output_dir, fingerprint
 from genie.training.run_setup import (
     SPLITS,
@@ -50,14 +51,13 @@ from genie.training.run_setup import (
     build_model,
     check_model,
     load_task_data,
-    save_labels,
     run_tasks,
+    save_labels,
     split_files,
+    task_datasets,
     with_demo_features,
 )
 from genie.training.sampling import TemperatureSampler
-from genie.model.targets import make_targets
-from genie.tasks import Task
 from genie.training.tracking import accelerator_kwargs, tracked_config
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class Trainer:
         self.folder = RunFolder(self.out)
         self.state = LoopState()
         self.dropped = False  # a NaN or inf in this optimizer step's batches: nothing of it is applied
-        self.tracking = cfg.train.report_to != "none"
+        self.tracking = cfg.train.report_to != Tracker.NONE
         self.log = MetricsLog(self.out, self.accelerator.is_main_process,
                               self.accelerator.log if self.tracking else None)
         self.step_losses: dict[str, list[torch.Tensor]] = {}  # this optimizer step's batches so far
@@ -167,7 +167,7 @@ class Trainer:
         saved_tokenizer = AutoTokenizer.from_pretrained(self.out / "tokenizer") if resume_from else None
         self.tokenizer, model = build_model(self.cfg, self.data, saved_tokenizer)
         self.parts = [self._part(part) for part in self.data]
-        multiple = 8 if self.cfg.train.mixed_precision != "no" else 1
+        multiple = 8 if self.cfg.train.mixed_precision != Precision.NO else 1
         loader = train_loader(self.cfg, [part.sets["train"] for part in self.parts],
                               Collator(self.tokenizer.pad_token_id, multiple))
         optimizer = build_optimizer(model, self.cfg)
@@ -196,13 +196,9 @@ class Trainer:
                                                                  cfg.train.resume, cfg.train.overwrite, inputs))
 
     def _part(self, data: TaskData) -> Part:
-        cfg = self.cfg
-        targets = make_targets(cfg.target_format, data.task, self.tokenizer, cfg.model.max_source_length,
-                               cfg.model.max_target_length, ContextUse.from_config(cfg.data))
-        targets.check_decoding(cfg.decode)
-        sets = {split: GenieDataset(data.records[split], targets, data.features, cfg.features.zero,
-                                    data.instructions[split]) for split in SPLITS}
-        loaders = {split: decode_loader(sets[split], cfg.decode.batch_size) for split in ("dev", "test")}
+        sets = task_datasets(self.cfg, data.task, self.tokenizer, data.features,
+                             {split: (data.records[split], data.instructions[split]) for split in SPLITS})
+        loaders = {split: decode_loader(sets[split], self.cfg.decode.batch_size) for split in ("dev", "test")}
         return Part(data.task, sets, loaders)
 
     def _total_steps(self, loader: DataLoader) -> int:
@@ -229,14 +225,14 @@ class Trainer:
         for part, dev, test in zip(self.parts, eval_loaders[::2], eval_loaders[1::2]):
             part.loaders = {"dev": dev, "test": test}
         self.accelerator.register_for_checkpointing(self.state)
-        if self.cfg.peft.method != "none":
+        if self.cfg.peft.method != PeftMethod.NONE:
             self.accelerator.register_save_state_pre_hook(_keep_trainable)
 
     def _restore_or_start(self, resume_from: Path | None) -> None:
         accelerator = self.accelerator
         if resume_from:
             # Adapter checkpoints lack the frozen base (DeepSpeed's engine loads its own checkpoints).
-            strict = {"strict": self.cfg.peft.method == "none"} if accelerator.state.deepspeed_plugin is None else {}
+            strict = {"strict": self.cfg.peft.method == PeftMethod.NONE} if accelerator.state.deepspeed_plugin is None else {}
             accelerator.load_state(str(resume_from), **strict)
             accelerator.print(f"resumed from {resume_from} at step {self.state.completed_steps}")
             self.log.resume(self.state.completed_steps)

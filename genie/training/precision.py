@@ -12,8 +12,8 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType
 
 from genie.compat import accelerator_precision_state, forget_accelerator_precision
-from genie.training.distributed import check_world, process_group_handlers
 from genie.errors import GenieError
+from genie.training.distributed import check_world, process_group_handlers
 
 
 def make_accelerator(mixed_precision: str, **kwargs) -> Accelerator:

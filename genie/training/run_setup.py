@@ -10,13 +10,13 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from genie.model.backbones import SIZES, check_lengths, size
 from genie.config import GenieConfig, ModelConfig, RegularizersConfig
 from genie.context import ContextUse
+from genie.data import GenieDataset
 from genie.demo import build_demo
 from genie.errors import GenieError
-from genie.regions.source import FeatureSource
 from genie.instructions import read_examples
+from genie.model.backbones import SIZES, check_lengths, size
 from genie.model.modeling import (
     TINY_MODELS,
     GenieModel,
@@ -25,12 +25,14 @@ from genie.model.modeling import (
     is_genie_checkpoint,
     load_pretrained,
 )
+from genie.model.sources import model_source
+from genie.model.targets import make_targets, pointer_labels, source_text
+from genie.model.tokenizer import train_bart_tokenizer, train_t5_tokenizer
+from genie.options import OnBadLine, PeftMethod, TargetFormat
 from genie.prompts import load_prompts
 from genie.records import BadLines, Record
-from genie.model.sources import model_source
-from genie.model.targets import pointer_labels, source_text
+from genie.regions.source import FeatureSource
 from genie.tasks import Task, get_task
-from genie.model.tokenizer import train_bart_tokenizer, train_t5_tokenizer
 
 SPLITS = ("train", "dev", "test")
 LABELS = "labels.json"  # in a checkpoint: the labels of tasks that take them from their data
@@ -55,7 +57,7 @@ def run_tasks(cfg: GenieConfig) -> list[Task]:
     if not names or len(set(names)) != len(names):
         raise GenieError(f"task must name one task or a list of distinct tasks, got {cfg.task!r}")
     tasks = [get_task(name) for name in names]
-    if len(tasks) > 1 and cfg.target_format != "text":
+    if len(tasks) > 1 and cfg.target_format != TargetFormat.TEXT:
         raise GenieError("multi-task runs use target_format=text: each task's index grammar has its own labels")
     for task in tasks:
         pointer_labels(cfg.target_format, task)
@@ -116,7 +118,7 @@ def load_task_data(cfg: GenieConfig, task: Task) -> TaskData:
                    noise_share=cfg.data.demo_noise_share)
     records, given, skipped = {}, {}, {}
     for split, path in split_files(cfg, task).items():
-        bad_lines = BadLines() if cfg.data.on_bad_line == "skip" else None
+        bad_lines = BadLines() if cfg.data.on_bad_line == OnBadLine.SKIP else None
         records[split], given[split] = read_examples(path, bad_lines)
         if bad_lines and bad_lines.count:
             skipped[split] = {"file": str(path), **bad_lines.report()}
@@ -165,7 +167,7 @@ def feature_source(cfg: GenieConfig, directory: str | None) -> FeatureSource:
 def build_model(cfg: GenieConfig, parts: list[TaskData], tokenizer=None):
     """Tokenizer and GenieModel (with LoRA adapters when `peft.method` asks for them)."""
     tokenizer, model = _base_model(cfg, parts, tokenizer)
-    if cfg.peft.method == "lora":
+    if cfg.peft.method == PeftMethod.LORA:
         if cfg.model.name in TINY_MODELS:
             raise GenieError(f"peft.method=lora adapts a pretrained backbone; {cfg.model.name} is randomly "
                              "initialised (set model.name to a Hugging Face name or a local folder)")
@@ -226,3 +228,15 @@ def load_checkpoint(directory: str | Path, cfg: GenieConfig, task: Task) -> Geni
         raise GenieError(f"the checkpoint was trained with regularizers {asdict(model.regularizer_config)}; "
                          "set the same regularizers.* to continue from it", directory)
     return model
+
+
+def task_datasets(cfg: GenieConfig, task: Task, tokenizer, features: FeatureSource,
+                  splits: dict[str, tuple[list[Record], list[str] | None]]) -> dict[str, GenieDataset]:
+    """A task's datasets, one per split (records and their instructions), over the run's target
+    format: the same for training and for decoding a checkpoint, so both read records alike."""
+    targets = make_targets(cfg.target_format, task, tokenizer, cfg.model.max_source_length,
+                           cfg.model.max_target_length, ContextUse.from_config(cfg.data))
+    targets.check_decoding(cfg.decode)
+    return {split: GenieDataset(records, targets, features, cfg.features.zero, instructions)
+            for split, (records, instructions) in splits.items()}
+

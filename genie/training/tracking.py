@@ -11,6 +11,7 @@ from accelerate.utils import ProjectConfiguration
 
 from genie.config import GenieConfig
 from genie.errors import GenieError
+from genie.options import Tracker
 from genie.training.run_folder import flatten
 
 FOLDER = "tracking"  # in the run folder: TensorBoard's event files, under the run's name
@@ -20,7 +21,7 @@ def accelerator_kwargs(cfg: GenieConfig, out: Path) -> dict:
     """`log_with` and the project layout for the run's Accelerator."""
     report_to = cfg.train.report_to
     project = ProjectConfiguration(project_dir=str(out), logging_dir=str(out / FOLDER))
-    if report_to == "none":
+    if report_to == Tracker.NONE:
         return {"project_config": project}
     available = {str(tracker) for tracker in get_available_trackers()}
     if report_to == "all" and not available:
