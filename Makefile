@@ -43,7 +43,7 @@ test:
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadgroup
 
 # The edit-test loop: everything but the tests that train a model (`slow`) or run a whole demo
-# (`full`); about 2.5 minutes on two cores. CI runs `make test`.
+# (`full`); about 1.5 minutes on two cores (make test: 19). CI runs `make test`.
 test-fast:
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadgroup -m "not slow and not full"
 
