@@ -327,7 +327,9 @@ def _train(args) -> int:
         run_tasks(cfg)  # an unknown task is the one line, not after a word on what would run
         print(f"genie: no --config: {cfg.task} with the default settings, the demo's (configs/<task>.yaml "
               f"holds a task's own schedule)", file=sys.stderr)
-    signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop: the same one line as Ctrl-C
+    # A scheduler's stop: the same one line as Ctrl-C. Restored once the run is over, so that a
+    # second stop while Python shuts down ends the process quietly instead of raising in its threads.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         metrics = train(cfg)
     except Interrupted as stop:
@@ -336,6 +338,8 @@ def _train(args) -> int:
                      else shlex.join(["genie", *args.argv]))
             print(f"genie: {stop}; resume with: {again}", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(json.dumps(metrics, indent=2))
     if os.environ.get("RANK", "0") == "0":
         print(train_headline(cfg, metrics), file=sys.stderr)

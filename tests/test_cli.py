@@ -148,3 +148,25 @@ def test_decode_and_predict_end_with_where_the_predictions_are():
     assert written_headline({"output": "p.jsonl", "malformed": 0}, 5) == "genie: 5 predictions in p.jsonl"
     assert written_headline({"output": "p.jsonl", "repeated": 2, "missing_images": 1}, 5) == \
         "genie: 5 predictions in p.jsonl (repeated 2, missing images 1)"
+
+
+def test_the_stop_handler_is_gone_once_a_run_is_over(monkeypatch, tmp_path, capsys):
+    """SIGTERM is one line while a run trains; after it, a second stop (a scheduler's, while
+    Python shuts down) finds the handler it had before, not one that raises in a dying process."""
+    import signal
+
+    import genie.training.loop
+    from genie.cli import _interrupt, main
+    from genie.training.run_folder import Interrupted
+
+    seen = []
+
+    def stopped(cfg):
+        seen.append(signal.getsignal(signal.SIGTERM))
+        raise Interrupted(tmp_path, None)
+
+    monkeypatch.setattr(genie.training.loop, "train", stopped)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["train", "--config", "configs/mner.yaml", f"train.output_dir={tmp_path}"]) == 130
+    assert seen == [_interrupt] and signal.getsignal(signal.SIGTERM) is before
+    assert "interrupted; no checkpoint yet" in capsys.readouterr().err
