@@ -48,15 +48,7 @@ def read_mnre(path: Path) -> list[MnreLine]:
 
 
 def _parse(text: str, lineno: int) -> MnreLine:
-    try:
-        data = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
-        raise ValueError(f"not a Python dict literal ({type(exc).__name__}: {str(exc).splitlines()[0]:.60})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a dict, got {type(data).__name__}")
-    missing = [key for key in ("token", "h", "t", "img_id", "relation") if key not in data]
-    if missing:
-        raise ValueError(f"missing key {', '.join(missing)}")
+    data = literal_line(text)
     tokens = token_list(data)
     spans, names_match = [], True
     for key in ("h", "t"):
@@ -69,6 +61,21 @@ def _parse(text: str, lineno: int) -> MnreLine:
         raise ValueError(f"relation {data['relation']!r} is not one of the 23 MNRE labels")
     return MnreLine(lineno, tokens, spans[0], spans[1], names_match, data["img_id"].removesuffix(".jpg"),
                     data["relation"])
+
+
+def literal_line(text: str) -> dict:
+    """One line of an MNRE-style release (MNRE, MORE): a Python dict literal with the keys
+    `token`, `h`, `t`, `img_id` and `relation`; ValueError names what is wrong."""
+    try:
+        data = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        raise ValueError(f"not a Python dict literal ({type(exc).__name__}: {str(exc).splitlines()[0]:.60})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a dict, got {type(data).__name__}")
+    missing = [key for key in ("token", "h", "t", "img_id", "relation") if key not in data]
+    if missing:
+        raise ValueError(f"missing key {', '.join(missing)}")
+    return data
 
 
 def token_list(data: dict) -> list[str]:

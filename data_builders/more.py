@@ -14,7 +14,6 @@ A line whose image or object box is missing is left out and counted.
 
 from __future__ import annotations
 
-import ast
 import json
 import pickle
 from collections import Counter
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from genie.data_builders import BuildResult
 from genie.data_builders.files import check_split, read_text
-from genie.data_builders.mnre import entity_span, token_list
+from genie.data_builders.mnre import entity_span, literal_line, token_list
 from genie.errors import GenieError
 from genie.labels import NO_RELATION, UNTYPED
 from genie.records import Entity, GivenObject, Record, Relation
@@ -102,15 +101,7 @@ def object_boxes(path: Path) -> dict:
 
 
 def _parse(text: str, relations: set[str]) -> dict:
-    try:
-        data = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
-        raise ValueError(f"not a Python dict literal ({type(exc).__name__}: {str(exc).splitlines()[0]:.60})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a dict, got {type(data).__name__}")
-    missing = [key for key in ("token", "h", "t", "img_id", "relation") if key not in data]
-    if missing:
-        raise ValueError(f"missing key {', '.join(missing)}")
+    data = literal_line(text)
     tokens = token_list(data)
     head = entity_span(data["h"], len(tokens), "'h'")
     name = data["t"].get("name") if isinstance(data["t"], dict) else None
