@@ -28,7 +28,7 @@ from genie.model.targets import make_targets
 from genie.model.warm_start import warm_start
 from genie.regions.source import FeatureSource
 from genie.tasks import get_task
-from genie.training.loop import build_optimizer
+from genie.training.run import build_optimizer
 from genie.training.run_setup import TaskData, build_model
 
 REPO = Path(__file__).resolve().parents[1]

@@ -171,7 +171,7 @@ def train_throughput(size: str, mode: str, examples: int, batch_size: int, count
     from genie.model.targets import make_targets
     from genie.regions.source import FeatureSource
     from genie.tasks import get_task
-    from genie.training.loop import build_optimizer, train_loader
+    from genie.training.run import build_optimizer, train_loader
     from genie.training.run_setup import TaskData, build_model
 
     torch.manual_seed(0)
@@ -279,7 +279,7 @@ def train_decode_model(out: str, quick: bool) -> dict:
     """A tiny GMNER model trained briefly on the demo (about a minute, test GMNER F1 near 40):
     it writes and ends its sequences as a trained model does, which an untrained one does not."""
     from genie.config import load_config
-    from genie.training.loop import train
+    from genie.training.run import train
 
     cfg = load_config(REPO / "configs" / "gmner.yaml", [
         f"train.output_dir={out}/run", f"data.demo_dir={out}/demo", "data.demo_train_tweets=3000",

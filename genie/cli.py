@@ -317,7 +317,7 @@ def _convert(args) -> int:
 def _train(args) -> int:
     from genie.config import load_config
     from genie.training.distributed import exit_together
-    from genie.training.loop import train
+    from genie.training.run import train
     from genie.training.run_folder import Interrupted
     from genie.training.run_setup import run_tasks
 

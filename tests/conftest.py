@@ -35,7 +35,7 @@ def default_run(tmp_path_factory):
     group "gmner_default_run", so it is trained once. Session-scoped: xdist may run other modules'
     tests between this group's tests, and a module-scoped fixture is then torn down and trained again."""
     from genie.config import load_config
-    from genie.training.loop import train
+    from genie.training.run import train
 
     out = tmp_path_factory.mktemp("default")  # the demo beside it: no other run can rebuild it meanwhile
     return train(load_config("configs/gmner.yaml", [f"train.output_dir={out}", f"data.demo_dir={out / 'demo'}"])), out

@@ -155,7 +155,7 @@ def test_the_stop_handler_is_gone_once_a_run_is_over(monkeypatch, tmp_path, caps
     Python shuts down) finds the handler it had before, not one that raises in a dying process."""
     import signal
 
-    import genie.training.loop
+    import genie.training.run
     from genie.cli import _interrupt, main
     from genie.training.run_folder import Interrupted
 
@@ -165,7 +165,7 @@ def test_the_stop_handler_is_gone_once_a_run_is_over(monkeypatch, tmp_path, caps
         seen.append(signal.getsignal(signal.SIGTERM))
         raise Interrupted(tmp_path, None)
 
-    monkeypatch.setattr(genie.training.loop, "train", stopped)
+    monkeypatch.setattr(genie.training.run, "train", stopped)
     before = signal.getsignal(signal.SIGTERM)
     assert main(["train", "--config", "configs/mner.yaml", f"train.output_dir={tmp_path}"]) == 130
     assert seen == [_interrupt] and signal.getsignal(signal.SIGTERM) is before

@@ -29,7 +29,7 @@ from genie.regions.source import FeatureSource
 from genie.regions.store import build_store
 from genie.tasks import get_task
 from genie.training.batching import SortedBatches
-from genie.training.loop import train
+from genie.training.run import train
 
 MNER, GMNER = get_task("mner"), get_task("gmner")
 KRAIDO = Record("p1", "mner", ["Kraido", "rocks", "tonight", "#live"], "img1", [Entity(0, 1, "Kraido", "PER")],

@@ -24,7 +24,7 @@ from docs_pages import launch_lines
 from genie.config import load_config
 from genie.errors import GenieError
 from genie.training.distributed import check_world
-from genie.training.loop import fill_deepspeed_config
+from genie.training.run import fill_deepspeed_config
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "scaling-out.md"  # README links it as "Scaling out: multi-GPU and DeepSpeed"

@@ -19,7 +19,7 @@ from genie.regions.npz import load_npz
 from genie.regions.random_detectors import FAMILIES, save_random_detector
 from genie.regions.store import FeatureStore
 from genie.tasks import TASKS
-from genie.training.loop import train
+from genie.training.run import train
 
 K = 5
 

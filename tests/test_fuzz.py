@@ -322,16 +322,16 @@ def test_command_line(no_training, argv):
 @pytest.fixture(scope="module")
 def no_training():
     """No fuzzed command line may start a training run: stop it where it would begin."""
-    import genie.training.loop
+    import genie.training.run
 
-    original = genie.training.loop.train
+    original = genie.training.run.train
 
     def refuse(cfg):
         raise GenieError("fuzzing: a valid training command")
 
-    genie.training.loop.train = refuse
+    genie.training.run.train = refuse
     yield
-    genie.training.loop.train = original
+    genie.training.run.train = original
 
 
 def test_the_yaml_of_every_shipped_config_is_valid():

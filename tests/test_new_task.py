@@ -17,7 +17,7 @@ from genie.demo import build_demo
 from genie.inference.files import decode_file
 from genie.records import read_records
 from genie.tasks import TASKS, get_task, register
-from genie.training.loop import train
+from genie.training.run import train
 
 pytestmark = pytest.mark.slow
 

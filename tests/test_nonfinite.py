@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from genie.config import load_config
 from genie.errors import GenieError
 from genie.model.modeling import GenieModel
-from genie.training.loop import train
+from genie.training.run import train
 
 pytestmark = pytest.mark.slow
 POISONED = 5  # the train example whose loss is made NaN

@@ -11,7 +11,7 @@ from genie.data import Collator, GenieDataset
 from genie.demo import build_demo
 from genie.model.targets import make_targets
 from genie.tasks import get_task
-from genie.training.loop import build_optimizer
+from genie.training.run import build_optimizer
 from genie.training.run_setup import build_model, load_task_data
 
 GMNER = get_task("gmner")

@@ -12,7 +12,7 @@ from test_optimizer import demo, tiny  # noqa: F401  (demo: its module-scoped fi
 
 from genie.config import load_config
 from genie.data import Collator
-from genie.training.loop import build_optimizer
+from genie.training.run import build_optimizer
 
 
 @pytest.mark.parametrize("fmt", ["text", "index"])

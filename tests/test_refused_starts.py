@@ -10,7 +10,7 @@ import pytest
 
 from genie.config import load_config
 from genie.errors import GenieError
-from genie.training.loop import train
+from genie.training.run import train
 from genie.training.run_folder import RunFolder
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from genie.demo import build_demo
 from genie.errors import GenieError
 from genie.model.modeling import GenieModel
 from genie.tasks import TASKS, get_task
-from genie.training.loop import train
+from genie.training.run import train
 from genie.training.run_folder import RunFolder, default_output_dir, differences, fingerprint
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("run_folder")]

@@ -12,7 +12,7 @@ from accelerate.utils import LoggerType
 
 from genie.config import GenieConfig, TrainConfig, load_config
 from genie.errors import GenieError
-from genie.training.loop import train
+from genie.training.run import train
 
 pytestmark = pytest.mark.slow
 

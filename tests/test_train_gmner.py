@@ -29,8 +29,8 @@ from genie.model.tokenizer import train_t5_tokenizer
 from genie.records import read_records
 from genie.regions.store import build_store
 from genie.tasks import get_task
-from genie.training.loop import train
 from genie.training.precision import make_accelerator
+from genie.training.run import train
 from genie.training.run_setup import (
     build_model,
     feature_source,

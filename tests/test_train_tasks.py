@@ -17,7 +17,7 @@ from demo_sets import task_config
 from genie.inference.files import decode_file
 from genie.records import read_records
 from genie.tasks import TASKS, get_task
-from genie.training.loop import train
+from genie.training.run import train
 
 pytestmark = pytest.mark.slow
 

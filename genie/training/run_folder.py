@@ -26,7 +26,8 @@ REPLACED = ".replaced"  # a run that train.overwrite=true replaces, kept until t
 LOCK, OWNER = ".lock", ".lock.pid"
 OWN = {LOCK, OWNER, REPLACED}
 # Config keys that cannot change what a run computes: where it writes, whether and how often it
-# checkpoints, how batches are loaded or decoded (predictions do not depend on the batch), and
+# checkpoints, how batches are loaded or decoded (a prediction does not depend on its decode batch,
+# up to a float32 rounding that breaks a near tie: docs/decoding-and-evaluation.md), and
 # when it stops early (the steps up to the stop are the same whatever the patience).
 UNSHAPING = {"train.output_dir", "train.resume", "train.overwrite", "train.checkpoint_every_steps",
              "train.keep_checkpoints", "train.report_to", "decode.batch_size", "data.num_workers", "data.demo_dir",
