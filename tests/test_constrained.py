@@ -95,6 +95,8 @@ def test_whatever_the_grammar_allows_parses_whole(name, writer, demos):
             assert parsed.malformed == parsed.unmatched == 0, text
             if not task.predicts_relations:  # an entity list is a set: no span named twice
                 assert len({e.span for e in parsed.entities}) == len(parsed.entities), text
+            triples = [(r.head, r.tail, r.type) for r in parsed.relations]
+            assert len(set(triples)) == len(triples), text  # nor a triple written twice
             assert writer.writable("(") or "(" not in text
 
 
@@ -254,3 +256,16 @@ def test_an_entity_list_never_names_a_span_twice():
     assert accepts(task, record, first + "Pak (2) is a location")
     assert accepts(task, record, first + "Pak is a person")
     assert not accepts(task, record, first + "Pak is a person [SEP] Pak is a person")
+
+
+def test_a_triple_list_never_writes_a_triple_twice():
+    """A written triple is refused again, however its mentions are written ("Obama" or "Obama (1)");
+    the same pair under another relation, or with the tail named as another entity, is not."""
+    task = get_task("jmere")
+    record = Record("1", "jmere", "Obama joins Acme in Pak with Obama".split(), "x")
+    first = "Obama is a person, member of, Acme is an organization [SEP] "
+    assert not accepts(task, record, first + "Obama is a person, member of, Acme is an organization")
+    assert not accepts(task, record, first + "Obama (1) is a person, member of, Acme is an organization")
+    assert accepts(task, record, first + "Obama (2) is a person, member of, Acme is an organization")
+    assert accepts(task, record, first + "Obama is a person, locate at, Acme is an organization")
+    assert accepts(task, record, first + "Obama is a person, member of, Acme is a location")

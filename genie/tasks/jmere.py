@@ -44,31 +44,44 @@ def _alternatives(phrases) -> str:
 
 
 class TailType(Slot):
-    """The tail's type, but not the head's when the tail names the head's span: the parser drops
-    an entity in relation with itself."""
+    """The tail's type, closing the triple: not the head's when the tail names the head's span
+    (the parser drops an entity in relation with itself), and none that would write a triple
+    already written (the memory: the triples so far), so a prediction is a set.
+
+    Its reserve, what the length budget counts for it in a later unit, is the longest type: some
+    type is left for a (head, head type, relation, tail) unless that pair was written with every
+    type under that relation already, and only then could the decoder meet a dead end (counted)."""
 
     def __init__(self, name: str, options: dict[str, str]):
         super().__init__(name, options)
-        self.reserve = sorted(self.options, key=len)[1]  # the shortest may be the head's type
+        self.reserve = max(self.options, key=len)
 
-    def _allowed(self, values: tuple) -> dict[bytes, object]:
+    def _allowed(self, values: tuple, memory: Hashable) -> dict[bytes, object]:
         given = dict(values)
         same = given["tail"] == given["head"]
-        return {text: kind for text, kind in self.options.items() if not (same and kind == given["head_type"])}
+        return {text: kind for text, kind in self.options.items()
+                if not (same and kind == given["head_type"]) and _triple(given, kind) not in memory}
 
     def extends(self, read: bytes, values: tuple, memory: Hashable) -> bool:
-        return any(len(text) > len(read) and text.startswith(read) for text in self._allowed(values))
+        return any(len(text) > len(read) and text.startswith(read) for text in self._allowed(values, memory))
 
     def following(self, read: bytes, values: tuple, memory: Hashable) -> set[int]:
-        return {text[len(read)] for text in self._allowed(values) if len(text) > len(read) and text.startswith(read)}
+        return {text[len(read)] for text in self._allowed(values, memory)
+                if len(text) > len(read) and text.startswith(read)}
 
     def value(self, read: bytes, values: tuple, memory: Hashable) -> tuple[object, Hashable] | None:
-        allowed = self._allowed(values)
-        return (allowed[read], memory) if read in allowed else None
+        allowed = self._allowed(values, memory)
+        if read not in allowed:
+            return None
+        return allowed[read], memory | {_triple(dict(values), allowed[read])}
 
     def rest(self, read: bytes, values: tuple, memory: Hashable) -> bytes | None:
-        return min((text[len(read):] for text in self._allowed(values) if text.startswith(read)), key=len,
+        return min((text[len(read):] for text in self._allowed(values, memory) if text.startswith(read)), key=len,
                    default=None)
+
+
+def _triple(values: dict, tail_type: str) -> tuple:
+    return values["head"], values["head_type"], values["relation"], values["tail"], tail_type
 
 
 class JMERE(Task):
@@ -140,10 +153,12 @@ class JMERE(Task):
         usable, numbering = mention_words(record.tokens, writer), writer.writable(NUMBER_TEXT)
         types = {f" is {phrase}": kind for kind, phrase in TYPE_PHRASES.items()}
         slots = [MentionSlot("head", record.tokens, sequential=False, usable=usable, numbering=numbering),
-                 Slot("head_type", types), Slot("relation", {f", {words}, ": r for r, words in RELATION_WORDS.items()}),
+                 Slot("head_type", types),
+                 Slot("relation", {f", {words}, ": r for r, words in RELATION_WORDS.items()}),
                  MentionSlot("tail", record.tokens, sequential=False, usable=usable, numbering=numbering),
                  TailType("tail_type", types)]
-        return TextGrammar(slots, SEPARATOR, writer=writer, unwritable_words=usable.count(False))
+        return TextGrammar(slots, SEPARATOR, memory=frozenset(), writer=writer,
+                           unwritable_words=usable.count(False))
 
 
 register(JMERE())

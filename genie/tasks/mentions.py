@@ -133,12 +133,13 @@ class MentionSlot(Slot):
 
     def plain(self, mention: bytes, memory: Hashable) -> tuple[object, Hashable] | None:
         """The span (and memory after it) of `mention` written without a number, if it resolves."""
-        key = (mention, memory)
-        if key not in self._plain:
+        own = memory if self.sequential else ()  # in an unordered list the memory is other slots'
+        if (mention, own) not in self._plain:
             whole = self.occurrences(mention) > 0  # whole words: whole characters too
-            self._plain[key] = (self._resolve(mention.decode(), None, memory)
-                                if whole and not NUMBERED.fullmatch(mention.decode()) else None)
-        return self._plain[key]
+            self._plain[mention, own] = (self._resolve(mention.decode(), None, own)
+                                         if whole and not NUMBERED.fullmatch(mention.decode()) else None)
+        taken = self._plain[mention, own]
+        return taken if taken is None or self.sequential else (taken[0], memory)
 
     def default(self, mention: bytes, memory: Hashable) -> int:
         """The occurrence (0-based) a plain `mention` (whole words) names; numbered ones may not
@@ -193,7 +194,7 @@ class MentionSlot(Slot):
         return taken
 
     def rest(self, read: bytes, values: tuple, memory: Hashable) -> bytes | None:
-        key = (read, memory)
+        key = (read, memory if self.sequential else ())  # in an unordered list the memory is other slots'
         if key not in self._rest:
             self._rest[key] = min(self._completions(read, memory), key=len, default=None)
         return self._rest[key]
@@ -223,7 +224,7 @@ class MentionSlot(Slot):
 
     def _resolve(self, text: str, nth: int | None, memory: Hashable) -> tuple[object, Hashable] | None:
         mentions = Mentions(self.tokens, self.sequential)
-        mentions.next = dict(memory)
+        mentions.next = dict(memory) if self.sequential else {}
         span = mentions.resolve(tuple(text.split(" ")), nth)
         if span is None:
             return None
