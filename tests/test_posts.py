@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from genie.errors import GenieError
-from genie.inference.posts import Post, post_prediction, post_records, read_posts
+from genie.inference.posts import Post, RegionIds, post_prediction, post_records, read_posts
 from genie.records import BadLines, Entity, Record
 
 
@@ -71,6 +71,14 @@ def test_repeated_ids_are_an_error_naming_both_lines(tmp_path):
         read_posts(path)
     skipped = BadLines()
     assert [p.text for p in read_posts(path, skipped)[0]] == ["x", "z"] and skipped.count == 1
+
+
+def test_files_of_one_name_get_distinct_region_ids_even_beside_a_file_named_like_one(tmp_path):
+    region_id = RegionIds()
+    files = [tmp_path / folder / name for folder, name in
+             [("a", "1.jpg"), ("b", "1.jpg"), ("c", "1~2.jpg"), ("d", "1.jpg"), ("e", "1~2.jpg")]]
+    ids = [region_id(path) for path in files]
+    assert ids == ["1", "1~2", "1~2~2", "1~3", "1~2~3"] and region_id(files[1]) == "1~2"  # a file keeps its id
 
 
 def test_images_are_resolved_and_counted(tmp_path):
