@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from genie.config import DecodeConfig
 from genie.data import Collator, GenieDataset
+from genie.model.modeling import GenieModel
 from genie.records import Record
 from genie.training.batching import SortedBatches
 from genie.training.distributed import Lockstep, lockstep_for
@@ -31,7 +32,8 @@ def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: Data
     records are gathered with `gather_for_metrics`, which drops the padding duplicates.
     `on_batch` gets each batch's gathered (index, record, counts) rows as they finish."""
     model.eval()
-    core = accelerator.unwrap_model(model)
+    # A plain model needs no unwrapping (accelerate's imports DeepSpeed, a second of a start, to check).
+    core = model if isinstance(model, GenieModel) else accelerator.unwrap_model(model)
     lockstep = lockstep_for(accelerator)
     collate = Collator(dataset.targets.tokenizer.pad_token_id)
     rows: list[tuple[int, Record, dict]] = []

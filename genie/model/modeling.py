@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from peft import LoraConfig, PeftConfig, PeftModel, TaskType, get_peft_model
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import (
@@ -218,7 +218,7 @@ class GenieModel(nn.Module):
         length penalty cannot change what genie decodes. `encoded`: the batch's `encode`, when the
         caller keeps it for grounding. `lockstep`: generation's own (`synced_gpus`) for ZeRO-3."""
         encoder_states, mask, _, _ = encoded or self.encode(batch)
-        model = self.backbone.get_base_model() if isinstance(self.backbone, PeftModel) else self.backbone
+        model = self.backbone.get_base_model() if adapted(self.backbone) else self.backbone
         own = model.generation_config
         model.generation_config = GenerationConfig(
             decoder_start_token_id=own.decoder_start_token_id, bos_token_id=own.bos_token_id,
@@ -291,6 +291,8 @@ class GenieModel(nn.Module):
                              f"after the batch's padded text) and this genie reads layout {LAYOUT}; retrain it",
                              directory)
         if (directory / "adapter_config.json").is_file():
+            from peft import PeftConfig, PeftModel
+
             base = PeftConfig.from_pretrained(directory).base_model_name_or_path
             _, backbone = load_pretrained(base)
             backbone = PeftModel.from_pretrained(backbone, directory)
@@ -330,6 +332,8 @@ def build_backbone(cfg: ModelConfig, tokenizer, max_positions: int) -> PreTraine
 
 def add_lora(model: GenieModel, cfg: PeftSettings) -> GenieModel:
     """Wrap the backbone in LoRA adapters: peft freezes its weights; genie's heads still train."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
     lora = LoraConfig(task_type=TaskType.SEQ_2_SEQ_LM, r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                       target_modules=cfg.target_modules or None)
     model.backbone = get_peft_model(model.backbone, lora)
@@ -345,3 +349,10 @@ def load_pretrained(name: str):
     except (OSError, ValueError) as exc:
         raise GenieError(f"cannot load model '{name}': {str(exc).splitlines()[0]}") from None
     return tokenizer, backbone
+
+
+def adapted(backbone: nn.Module) -> bool:
+    """Whether adapters wrap `backbone`. peft is imported only where adapters are made or loaded
+    (half a second of every start otherwise), so a process that has not imported it has none."""
+    peft = sys.modules.get("peft")
+    return peft is not None and isinstance(backbone, peft.PeftModel)
