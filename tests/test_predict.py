@@ -194,3 +194,37 @@ def test_the_readme_python_example_runs_on_the_demo_checkpoint(default_run, tmp_
     records = eval(compile(last, "README.md", "eval"), scope)  # the example's last line: its result
     assert isinstance(scope["extractor"], Extractor) and len(records) == 1 and records[0]["text"] == "Obama visits Paris"
     assert (tmp_path / "photos" / "1.jpg").is_file() and records[0]["image"] == "photos/1.jpg"
+
+
+def test_a_post_of_ten_thousand_words_is_predicted_in_bounded_time_and_memory(default_run, tmp_path):
+    """The demo's tweets run together into one post of 10,000 words the model writes mentions
+    for: the model reads its window, the grammar offers only those words, and the run stays far
+    inside bounds a slow machine meets (before the window bound, 2,000 words took 24 GB in three
+    minutes). A separate process, so its peak memory is its own, under a limit of 10 CPU minutes
+    (it takes seconds) that ends it if the grammar's work grows with the post again."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    _, out = default_run
+    demo = load_config(out / "genie.yaml").data.demo_dir
+    words = [word for record in read_records(f"{demo}/gmner/train.jsonl") for word in record.tokens][:10_000]
+    assert len(words) == 10_000
+    (tmp_path / "post.jsonl").write_text(json.dumps({"id": "long", "text": " ".join(words)}) + "\n")
+    with open(tmp_path / "stdout", "w") as stdout, open(tmp_path / "stderr", "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "genie.cli", "predict", "--checkpoint", str(out / "best"),
+                                 "--input", str(tmp_path / "post.jsonl"), "--output", str(tmp_path / "preds.jsonl")],
+                                stdout=stdout, stderr=stderr,
+                                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CPU, (600, 600)))
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak memory
+        finally:
+            proc.kill()
+    assert os.waitstatus_to_exitcode(status) == 0, (tmp_path / "stderr").read_text()
+    assert usage.ru_maxrss < 3_000_000  # KB
+    done = (tmp_path / "stdout").read_text()
+    summary = json.loads(done[done.index("{"):done.rindex("}") + 1])
+    assert summary["truncated_posts"] == 1 and summary["dead_ends"] == 0
+    line = json.loads((tmp_path / "preds.jsonl").read_text())
+    assert line["entities"] and max(e["end"] for e in line["entities"]) < 200  # in the window, at the start
