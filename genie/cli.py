@@ -333,15 +333,15 @@ def _train(args) -> int:
     try:
         metrics = train(cfg)
     except Interrupted as stop:
-        if os.environ.get("RANK", "0") == "0":
+        if _main_process():
             again = ("the same accelerate launch command" if int(os.environ.get("WORLD_SIZE", "1")) > 1
                      else shlex.join(["genie", *args.argv]))
             print(f"genie: {stop}; resume with: {again}", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print(json.dumps(metrics, indent=2))
-    if os.environ.get("RANK", "0") == "0":
+    if _main_process():  # launched processes all finish with the same metrics: one prints them
+        print(json.dumps(metrics, indent=2))
         print(train_headline(cfg, metrics), file=sys.stderr)
     exit_together()
     return 0
@@ -374,6 +374,11 @@ def train_headline(cfg, metrics: dict) -> str:
             f"{out / 'test_predictions.jsonl'}; model: {out / 'best'} (scores: docs/decoding-and-evaluation.md)")
 
 
+def _main_process() -> bool:
+    """This process prints the summary: the only one, or rank 0 of an `accelerate launch`."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -382,8 +387,9 @@ def _decode(args) -> int:
     from genie.inference.files import decode_file
 
     stats = decode_file(args.checkpoint, args.input, args.output, args.features, args.overrides, args.on_bad_line)
-    print(json.dumps(stats))
-    print(written_headline(stats, stats.get("records", 0)), file=sys.stderr)
+    if _main_process():
+        print(json.dumps(stats))
+        print(written_headline(stats, stats.get("records", 0)), file=sys.stderr)
     return 0
 
 
@@ -402,8 +408,9 @@ def _predict(args) -> int:
     stats = predict_file(args.checkpoint, args.input, args.output, images=args.images, detector=args.detector,
                          revision=args.revision, features=args.features, task=args.task, overrides=args.overrides,
                          on_bad_line=args.on_bad_line, batch_size=args.batch_size, input_format=args.input_format)
-    print(json.dumps(stats))
-    print(written_headline(stats, stats.get("posts", 0)), file=sys.stderr)
+    if _main_process():
+        print(json.dumps(stats))
+        print(written_headline(stats, stats.get("posts", 0)), file=sys.stderr)
     return 0
 
 

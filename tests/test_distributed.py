@@ -1,5 +1,6 @@
 """`accelerate launch` with two CPU processes (gloo) trains the MNER demo to the scores of one
-process with the same global batch, and decoding gathers every test tweet once, in order.
+process with the same global batch, decoding gathers every test tweet once, in order, and
+`genie predict` writes what one process writes.
 
 The launch: in accelerate 1.15 `--cpu` starts a single process whatever `--num_processes` says
 (more need mpirun), and `--multi_gpu` without CUDA starts two unrelated one-process runs (both
@@ -74,6 +75,22 @@ def test_two_processes_score_like_one_and_gather_each_tweet_once(tmp_path):
     gold = read_records(demo / "mner" / "test.jsonl")
     assert [r.id for r in read_records(tmp_path / "two" / "test_predictions.jsonl")] == [r.id for r in gold]
     assert two["mner"]["gold"] == sum(len(r.entities) for r in gold)
+
+    # genie predict launched on two processes writes the file one process writes, byte for byte
+    # (batches of 29 over 300 posts: an uneven last round), and prints one summary.
+    with open(tmp_path / "posts.jsonl", "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps({"id": r.id, "text": " ".join(r.tokens), "image": r.image_id}) + "\n"
+                          for r in gold)
+    outputs = {}
+    for name, prefix in (("one", [sys.executable]), ("two", LAUNCH)):
+        outputs[name] = tmp_path / f"predicted-{name}.jsonl"
+        done = subprocess.run([*prefix, "-m", "genie.cli", "predict", "--checkpoint", str(tmp_path / "one" / "best"),
+                               "--input", str(tmp_path / "posts.jsonl"), "--output", str(outputs[name]),
+                               "--features", str(demo / "mner" / "features"), "--batch-size", "29"],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-4000:]
+        assert done.stderr.count("genie: 300 predictions in") == 1 and done.stdout.count('"posts": 300') == 1
+    assert outputs["two"].read_bytes() == outputs["one"].read_bytes()
 
 
 def test_processes_that_run_alone_are_refused(tmp_path):

@@ -223,6 +223,10 @@ class Extractor:
                 logger.warning("this model reads no regions (text-only): the detector %s is not used", detector)
             source = self._source(None)
         elif run.jobs:
+            if self.accelerator.num_processes > 1:  # each would extract every image into one folder
+                raise GenieError(f"{self.accelerator.num_processes} processes would each extract regions from "
+                                 f"every image into {scratch}: extract them first (genie features extract) and pass "
+                                 "--features", scratch)
             extract_regions(run.jobs, scratch, self._detector(detector, revision, origin), batch_size=EXTRACT_BATCH)
             source = self._source(scratch)
             run.without_regions(source.has, missing=False)
