@@ -16,6 +16,10 @@ from genie.options import TargetFormat, check
 from genie.records import Record
 from genie.tasks import Parsed, Task
 
+# A source longer than this many characters per window token is tokenized up to a prefix first,
+# which must hold WINDOW_MARGIN tokens past the window to be used (`Targets.window_text`).
+WINDOW_CHARS_PER_TOKEN, WINDOW_MARGIN = 16, 8
+
 
 def source_text(task: Task, record: Record, instruction: str = "", context: ContextUse = ContextUse()) -> str:
     """The model's source: the task's text, after the instruction when there is one, before the
@@ -58,13 +62,26 @@ class Targets:
         """Source ids, the character offsets of the instruction's and tweet's tokens (`offsets`),
         and whether the context was cut. The context's tokens come after the tweet's and before
         the closing special token; they are cut first, the tweet only past `max_source_length`."""
-        enc = self.tokenizer(source_text(self.task, record, instruction), truncation=True,
+        enc = self.tokenizer(self.window_text(source_text(self.task, record, instruction)), truncation=True,
                              max_length=self.max_source_length, return_offsets_mapping=offsets)
         ids, cut = enc["input_ids"], False
         extra = self.context.text(record)
         if extra:
             ids, cut = self.context.fit(self.tokenizer, ids, extra, self.max_source_length, self.closing_specials)
         return ids, enc["offset_mapping"] if offsets else [], cut
+
+    def window_text(self, text: str) -> str:
+        """`text`, or a prefix of it that holds the same first `max_source_length` tokens: a long
+        source (a feed's 10,000-word post) is tokenized only as far as the model reads, so its
+        cost stops growing with the post. Exact: the prefix ends at a space, which no token
+        crosses, and it is used only when its own tokens already overflow the window."""
+        limit = WINDOW_CHARS_PER_TOKEN * self.max_source_length
+        cut = text.rfind(" ", 0, limit) if len(text) > limit else -1
+        if cut <= 0:
+            return text
+        probe = self.max_source_length + WINDOW_MARGIN
+        overflows = len(self.tokenizer(text[:cut], truncation=True, max_length=probe)["input_ids"]) == probe
+        return text[:cut] if overflows else text
 
     def first_tokens(self, record: Record, instruction: str = "") -> tuple[list[int], dict[int, int]]:
         """Source ids, and the position of the first sub-token of each tweet word the source holds
@@ -90,8 +107,8 @@ class Targets:
 
     def source_lengths(self, records: list[Record], instructions: list[str] | None = None) -> list[int]:
         instructions = instructions or [""] * len(records)
-        lengths = self.token_counts([source_text(self.task, r, i) for r, i in zip(records, instructions)],
-                                    self.max_source_length)
+        lengths = self.token_counts([self.window_text(source_text(self.task, r, i))
+                                     for r, i in zip(records, instructions)], self.max_source_length)
         for k, (record, instruction) in enumerate(zip(records, instructions)):
             if self.context.pick(record):
                 lengths[k] = len(self.encode_source(record, instruction)[0])
