@@ -82,8 +82,13 @@ def test_readme_launch_command_is_valid(line):
         args = launch_command_parser().parse_args(words[2:])
     except SystemExit:
         pytest.fail(f"accelerate launch rejects: {line}")
-    assert args.use_deepspeed and (REPO / args.deepspeed_config_file).is_file(), line
     assert args.module and args.training_script == "genie.cli", line
+    if args.training_script_args[0] == "predict":  # a whole model on each device: no DeepSpeed
+        assert not args.use_deepspeed and args.multi_gpu and "--checkpoint" in args.training_script_args, line
+        if args.num_machines and args.num_machines > 1:
+            assert None not in (args.machine_rank, args.main_process_ip, args.main_process_port), line
+        return
+    assert args.use_deepspeed and (REPO / args.deepspeed_config_file).is_file(), line
     command, flag, config, *overrides = args.training_script_args
     assert (command, flag) == ("train", "--config") and (REPO / config).is_file(), line
     try:
