@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -170,3 +171,17 @@ def test_the_stop_handler_is_gone_once_a_run_is_over(monkeypatch, tmp_path, caps
     assert main(["train", "--config", "configs/mner.yaml", f"train.output_dir={tmp_path}"]) == 130
     assert seen == [_interrupt] and signal.getsignal(signal.SIGTERM) is before
     assert "interrupted; no checkpoint yet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("world_size, shutdown", [("1", True), ("2", False)])
+def test_a_launched_process_ends_without_the_interpreters_shutdown(tmp_path, world_size, shutdown):
+    """A process of `accelerate launch` skips Python's shutdown, where DeepSpeed runs aborted;
+    its output and exit code are kept. A single process shuts down as usual."""
+    script = ("import atexit, sys; from genie.cli import main; "
+              "atexit.register(lambda: print('interpreter shutdown')); "
+              f"sys.exit(main(['evaluate', '--task', 'mner', '--gold', {str(tmp_path / 'no.jsonl')!r}, "
+              f"'--pred', {str(tmp_path / 'no.jsonl')!r}]))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "WORLD_SIZE": world_size})
+    assert_one_line_error(result, "no such file")
+    assert ("interpreter shutdown" in result.stdout) == shutdown

@@ -5,7 +5,6 @@ forward calls."""
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import timedelta
@@ -118,15 +117,3 @@ def gathered(parameter: torch.nn.Parameter) -> AbstractContextManager:
 
         return deepspeed.zero.GatheredParameters([parameter])
     return nullcontext()
-
-
-def exit_together() -> None:
-    """End a launched process that finished its work, at a barrier with the others. Left to the
-    interpreter, the process group's threads are torn down late and about 1 DeepSpeed run in 7
-    aborted there, after all its work; so output is flushed and the process exits at once."""
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return
-    dist.barrier()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
