@@ -7,6 +7,7 @@ beams, with random tiny models and with a stand-in decoder full of tied scores."
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -25,7 +26,11 @@ LOOSE = Grammar((Field("head"), Field("head_type", TYPES, vocab="type"), Field("
                  Field("marker", (REGION, NO_REGION), vocab="marker"), Field("tail_type", TYPES, vocab="type"),
                  Field("detail", ("x", "y", "z"), given="tail_type", choices={"a": ("x",), "b": ("y", "z")})),
                 distinct=(("head", "head_type"), ("tail", "tail_type")))
-GRAMMARS = {**{name: TASKS[name].index_format.grammar for name in INDEX_TASKS}, "loose": LOOSE}
+# Few units to write (a span, then "a x", "b x" or "b y"), so that walks repeat them and meet
+# dead ends ("a" has one detail).
+FEW = Grammar((Field("span"), Field("kind", ("a", "b")), Field("detail", ("x", "y"), given="kind",
+                                                                   choices={"a": ("x",), "b": ("x", "y")})))
+GRAMMARS = {**{name: TASKS[name].index_format.grammar for name in INDEX_TASKS}, "loose": LOOSE, "few": FEW}
 
 
 # -- the reference: the grammar in Python, per hypothesis ---------------------------------------
@@ -50,6 +55,9 @@ def reference_allowed(grammar: Grammar, state: State, n_words: int, budget: int)
 
     labels = [i for i in labels_next(grammar, state) if fits(grammar.advance(state, i))]
     if not grammar.fields[state.field].is_span:
+        unwritten = replace(state, written=frozenset())  # the labels but for the no-repeat rule
+        if not labels and any(fits(grammar.advance(unwritten, i)) for i in labels_next(grammar, unwritten)):
+            labels = [grammar.end]  # a dead end: every label would repeat a unit
         return labels, range(0)
     words = range(state.last + 1, min(state.last + 2, n_words)) if state.last >= 0 else range(state.floor, n_words)
     if len(words) and not fits(grammar.advance(state, grammar.pointer(words[0]))):
@@ -134,12 +142,15 @@ def reference_generate(model, batch: dict, grammar: Grammar, num_beams: int, max
 
 # -- the allowed indices -------------------------------------------------------------------------
 
+UNITS = 6  # the longest walk: as many indices as this many units take at least
+
+
 def random_walks(grammar: Grammar, rng: random.Random, walks: int):
     """(n_words, prefix, reference state) along random well-formed walks: short tweets, so that
-    two spans of a unit are often the same."""
+    two spans of a unit are often the same, and an unordered grammar's units often repeat."""
     for _ in range(walks):
         n_words, state, prefix = rng.randint(1, 4), State(), []
-        for _ in range(rng.randint(1, 3 * len(grammar.fields))):
+        for _ in range(rng.randint(1, UNITS * len(grammar.fields))):
             yield n_words, list(prefix), state
             labels, words = reference_allowed(grammar, state, n_words, budget=100)
             options = [i for i in labels if i != grammar.end] + [grammar.pointer(w) for w in words]
@@ -154,7 +165,7 @@ def test_allowed_indices_are_the_reference_ones_on_random_prefixes(name):
     grammar = GRAMMARS[name]
     tensors, n_special, width = tensor_grammar(grammar, torch.device("cpu")), len(grammar.specials), 6
     points = list(random_walks(grammar, random.Random(0), walks=300))
-    after = {(): tensors.start(1)}  # a walk's prefixes come in order: each one's state is one step on
+    after = {(): tensors.start(1, UNITS * len(grammar.fields))}  # a walk's prefixes come in order: each one's state is one step on
     for _, prefix, _ in points:
         if prefix:
             after[tuple(prefix)] = tensors.advance(after[tuple(prefix[:-1])], torch.tensor(prefix[-1:]))
@@ -182,6 +193,35 @@ def test_random_prefixes_reach_the_distinct_rule_and_dependent_labels():
     coarse = {dict(state.values)["type"] for _, _, state in random_walks(fmnerg, random.Random(0), walks=300)
               if state.field == 3}
     assert same_span > 10 and len(coarse) == len(fmnerg.fields[2].labels)
+
+
+def test_random_prefixes_reach_the_no_repeat_rule_and_its_dead_ends():
+    """In an unordered grammar the walks meet a last label refused because it would repeat a
+    unit, and a unit left with none."""
+    refused = dead_ends = 0
+    for n_words, _, state in random_walks(FEW, random.Random(0), walks=300):
+        if state.written and state.field == len(FEW.fields) - 1:
+            labels = reference_allowed(FEW, state, n_words, 100)[0]
+            refused += len(labels) < len(labels_next(FEW, replace(state, written=frozenset())))
+            dead_ends += labels == [FEW.end]
+    assert refused > 10 and dead_ends > 3
+
+
+def test_a_decoder_that_prefers_one_triple_writes_it_once():
+    """The same scores at every step would write the same JMERE triple until the length ran out;
+    the grammar lets each later unit differ, down to its relation."""
+    grammar = GRAMMARS["jmere"]
+    scores = torch.linspace(0, -1, len(grammar.specials) + 4).log_softmax(-1)
+    scores[grammar.end] = -50.0  # the end label is its very last choice
+
+    def step(last):
+        return scores.expand(1 if last is None else len(last), -1)
+
+    for beams in (1, 3):
+        sequence = constrained_search(step, lambda parents: None, grammar, torch.tensor([4]), beams, 40)[0]
+        units, malformed = grammar.read(sequence)
+        written = [tuple(unit.items()) for unit, _ in units]
+        assert malformed == 0 and len(written) == 7 and len(set(written)) == len(written), written
 
 
 # -- the search ----------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def allowed(grammar, prefix: list[int], n_words: int, budget: int) -> tuple[set[
     """The labels and the words decoding may pick after `prefix` (a batch two words wider than
     the tweet)."""
     tensors = tensor_grammar(grammar, torch.device("cpu"))
-    states = tensors.start(1)
+    states = tensors.start(1, len(prefix) + budget)
     for index in prefix:
         states = tensors.advance(states, torch.tensor([index]))
     mask = tensors.allowed(states, torch.tensor([n_words]), budget, n_words + 2)[0]

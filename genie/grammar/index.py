@@ -36,8 +36,9 @@ class Field:
 @dataclass(frozen=True)
 class State:
     """Where a prefix is: the field being filled, the first and last word of an open span (or
-    -1), the values of the current unit's finished fields (spans as (start, end)), and the first
-    word a next unit may start at (`Grammar.ordered`)."""
+    -1), the values of the current unit's finished fields (spans as (start, end)), the first
+    word a next unit may start at (`Grammar.ordered`) and, in an unordered grammar, the units
+    written so far (each its values)."""
 
     field: int = 0
     first: int = -1
@@ -45,13 +46,18 @@ class State:
     values: tuple[tuple[str, str | tuple[int, int]], ...] = ()
     done: bool = False
     floor: int = 0
+    written: frozenset = frozenset()
 
 
 class Grammar:
     """`distinct`, two (span field, label field) pairs of a unit that must not be equal (the
-    head and tail entity of a triple). `ordered`: each unit starts at a later word than the one
-    before (entities in text order, one per start word), so no span is written twice: a
-    prediction is a set, and an undertrained model cannot name "Madrid" six times."""
+    head and tail entity of a triple). A prediction is a set, so that an undertrained model
+    cannot name "Madrid" six times: with `ordered`, each unit starts at a later word than the
+    one before (entities in text order, one per start word), so no span is written twice;
+    otherwise the last field refuses a label that would write a unit already written (a triple
+    again). A unit left with no label at all (every one written, e.g. all 21 relations of
+    one JMERE pair) is a dead end: the decoder is then given the end label (`TensorGrammar`) and
+    the parser counts the cut unit malformed."""
 
     def __init__(self, fields: tuple[Field, ...], distinct: tuple[tuple[str, str], tuple[str, str]] | None = None,
                  ordered: bool = False):
@@ -84,13 +90,15 @@ class Grammar:
             (span_a, label_a), (span_b, _) = self.distinct
             if span_b in values and values.get(span_a) == values[span_b]:
                 labels = tuple(label for label in labels if label != values.get(label_a))
+        if state.written and f is self.fields[-1]:
+            labels = tuple(label for label in labels if (*state.values, (f.name, label)) not in state.written)
         return labels
 
     # -- the automaton ---------------------------------------------------------------------
-    def advance(self, state: State, index: int, keep_order: bool = True) -> State | None:
+    def advance(self, state: State, index: int, strict: bool = True) -> State | None:
         """The state after `index`, or None when `index` is not allowed here. The parser reads
-        with `keep_order` false: a unit out of order is read (and an exact repeat dropped by
-        `Parsed.as_set`), not counted malformed."""
+        with `strict` false: a unit out of order or written before is read (an exact repeat
+        then dropped by `Parsed.as_set`, and counted), not counted malformed."""
         if state.done:
             return None
         n_special = len(self.specials)
@@ -103,15 +111,16 @@ class Grammar:
                 return None
             floor = state.floor
             if state.field == 0 and state.last < 0:  # a unit's first word
-                if word < floor and keep_order:
+                if word < floor and strict:
                     return None
                 floor = word + 1 if self.ordered else 0
-            return State(state.field, word if state.first < 0 else state.first, word, state.values, floor=floor)
+            return State(state.field, word if state.first < 0 else state.first, word, state.values, floor=floor,
+                         written=state.written)
         if f.is_span:  # a label closes the open span, then fills the next field
             if state.last < 0 or state.field + 1 == len(self.fields):
                 return None
             state = State(state.field + 1, values=state.values + ((f.name, (state.first, state.last + 1)),),
-                          floor=state.floor)
+                          floor=state.floor, written=state.written)
             f = self.fields[state.field]
             if f.is_span:
                 return None
@@ -121,8 +130,9 @@ class Grammar:
             return None
         values = state.values + ((f.name, label),)
         if state.field + 1 == len(self.fields):
-            return State(floor=state.floor)
-        return State(state.field + 1, values=values, floor=state.floor)
+            remember = strict and not self.ordered
+            return State(floor=state.floor, written=state.written | {values} if remember else state.written)
+        return State(state.field + 1, values=values, floor=state.floor, written=state.written)
 
     # -- units <-> indices -----------------------------------------------------------------
     def write(self, units: list[dict]) -> tuple[list[int], list[int]]:
@@ -158,12 +168,12 @@ class Grammar:
         units, malformed, broken = [], 0, False
         state, unit, marker = State(), {}, -1
         for pos, index in enumerate(indices):
-            after = self.advance(state, index, keep_order=False)
+            after = self.advance(state, index, strict=False)
             if after is None:
                 malformed += not broken
                 broken = True
                 state, unit, marker = State(), {}, -1
-                after = self.advance(state, index, keep_order=False)
+                after = self.advance(state, index, strict=False)
                 if after is None:
                     continue
             broken = False

@@ -4,12 +4,15 @@ quarter of a tiny model's greedy decoding time, and more with beams.
 
 A hypothesis's state is a row of integers (the columns below): the field being filled, the first
 and last word of its open span (-1: none), an id of the unit's label values that later fields
-depend on (`Field.given`, the label of the first `distinct` pair), the bounds of the unit's
-two `distinct` spans (-1 until written; an open one is kept up to date) and the first word a
-next unit may start at (`Grammar.ordered`; 0 otherwise). Whether a label fits,
-and the next values id after it, are looked up in tables built once per grammar and device
-from the grammar's own `labels_of`; so is whether the rest of a unit still fits the length
-budget, per budget up to the longest unit.
+depend on (`Field.given`, the label of the first `distinct` pair) and the first word a next unit
+may start at (`Grammar.ordered`; 0 otherwise); then, where a rule reads it, the unit so far: a
+column per label field (its index) and two per span field (its bounds; an open span kept up to
+date), -1 until written; then, in an unordered grammar, the units written (as many as the
+length allows), in the same layout. Whether a label fits, and the next values id after it, are looked up in tables
+built once per grammar and device from the grammar's own `labels_of`; so is whether the rest
+of a unit still fits the length budget, per budget up to the longest unit. What the tables
+cannot hold, the two `distinct` spans being equal and a last label that would repeat a unit,
+is compared on the unit's columns.
 """
 
 from __future__ import annotations
@@ -21,11 +24,9 @@ import torch
 
 from genie.grammar.index import Grammar, State
 
-# A state's columns: field, first, last, values id, then the start and end of the first
-# `distinct` span and of the second, then the floor.
-EMPTY = (0, -1, -1, 0, -1, -1, -1, -1, 0)
-SPANS = slice(4, 8)
-FLOOR = 8
+# A state's first columns: field, first, last, values id, floor; the unit's follow.
+EMPTY = (0, -1, -1, 0, 0)
+UNIT = len(EMPTY)
 
 
 @functools.cache
@@ -49,7 +50,12 @@ class TensorGrammar:
         self.referred = referred
         self.combos = list(itertools.product(*((None, *fields[k].labels) for k in referred)))
         self.combo_id = {combo: i for i, combo in enumerate(self.combos)}
-        self.distinct_fields = torch.tensor([names[span] for span, _ in pairs], dtype=torch.long, device=device)
+        # Each field's first column in a unit's layout (a span takes two).
+        self.offset = list(itertools.accumulate((2 if f.is_span else 1 for f in fields), initial=0))
+        self.unit_width = self.offset[-1]
+        self.distinct_columns = [UNIT + self.offset[names[span]] for span, _ in pairs]
+        self.remembers = not grammar.ordered
+        self.tracks_unit = bool(pairs) or self.remembers  # else nothing reads the unit's columns
         # A budget past the longest unit (every field, then the end label) allows what it does.
         self.longest = self.n_fields + 1
         self.labels = torch.stack([self._label_table(budget) for budget in range(self.longest + 1)])
@@ -101,9 +107,12 @@ class TensorGrammar:
         return table.to(self.device)
 
     # -- decoding --------------------------------------------------------------------------
-    def start(self, rows: int) -> torch.Tensor:
-        """The states of `rows` empty sequences."""
-        return torch.tensor(EMPTY, device=self.device).repeat(rows, 1)
+    def start(self, rows: int, max_length: int) -> torch.Tensor:
+        """The states of `rows` empty sequences of at most `max_length` indices (room for every
+        unit they can write: each takes an index per field at least)."""
+        units = self.tracks_unit + (max_length // self.n_fields if self.remembers else 0)
+        empty = torch.tensor(EMPTY, device=self.device)
+        return torch.cat([empty, empty.new_full((units * self.unit_width,), -1)]).repeat(rows, 1)
 
     def allowed(self, states: torch.Tensor, n_words: torch.Tensor, budget: int, width: int) -> torch.Tensor:
         """(rows, specials + width) bool: the indices each state may take next so that its
@@ -111,21 +120,37 @@ class TensorGrammar:
         range: from `last + 1` (the floor with no open span) to `n_words`, or only that one word when a
         span is open (spans are consecutive words); none in a label field."""
         budget = max(0, min(budget, self.longest))
-        field, _, last, values, *spans, floor = states.unbind(1)
+        field, _, last, values, floor = states[:, :UNIT].unbind(1)
         opened = last >= 0
         key = ((field * 2 + opened) * len(self.combos) + values) * 2
         if self.pairs:
-            key = key + ((spans[0] >= 0) & (spans[0] == spans[2]) & (spans[1] == spans[3]))
+            a, b = (states[:, column:column + 2] for column in self.distinct_columns)
+            key = key + ((a[:, 0] >= 0) & (a == b).all(1))
         labels = self.labels[budget].index_select(0, key)
+        if self.remembers:
+            fresh = labels & ~self._repeating(states)
+            fresh[:, self.grammar.end] |= labels.any(1) & ~fresh.any(1)  # a dead end (`Grammar`) ends the sequence
+            labels = fresh
         start = torch.where(opened, last + 1, floor)
         stop = torch.where(opened, start + 1, n_words).minimum(n_words) * self.word_fits[budget].index_select(0, field)
         position = torch.arange(width, device=self.device)
         words = (position >= start[:, None]) & (position < stop[:, None])
         return torch.cat([labels, words], 1)
 
+    def _repeating(self, states: torch.Tensor) -> torch.Tensor:
+        """(rows, specials): the last-field labels that would complete a unit already written: a
+        written unit equal to this one in every column but the last names them. A unit not at
+        its last field matches none (a written unit has no -1)."""
+        units = states[:, UNIT:].view(len(states), -1, self.unit_width)
+        unit, written = units[:, :1], units[:, 1:]
+        same = (written[..., :-1] == unit[..., :-1]).all(2)
+        label = written[..., -1].clamp(min=0)
+        return torch.zeros(len(states), self.n_special, dtype=torch.long, device=self.device).scatter_add_(
+            1, label, same.long()) > 0
+
     def advance(self, states: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """The states after `indices`, each one allowed (never the end label)."""
-        field, first, last, values, _, _, _, _, floor = states.unbind(1)
+        field, first, last, values, floor = states[:, :UNIT].unbind(1)
         is_word, word = indices >= self.n_special, indices - self.n_special
         opened = last >= 0
         if self.grammar.ordered:  # a unit's first word raises the floor past it
@@ -135,11 +160,24 @@ class TensorGrammar:
         first = torch.where(is_word, torch.where(opened, first, word), -1)
         last = torch.where(is_word, word, -1)
         after = torch.stack([torch.where(is_word, field, (filled + 1) % self.n_fields), first, last,
-                             torch.where(is_word, values, values_after)], 1)
-        spans = states[:, SPANS]
-        if self.pairs:  # a distinct span grows with its words, and is forgotten with its unit
-            growing = is_word[:, None] & (field[:, None] == self.distinct_fields)
-            new_unit = ~is_word & (filled + 1 == self.n_fields)
-            spans = (torch.where(growing[..., None], torch.stack([first, last + 1], 1)[:, None], spans.view(-1, 2, 2))
-                     .masked_fill(new_unit[:, None, None], -1).flatten(1))
-        return torch.cat([after, spans, floor[:, None]], 1)
+                             torch.where(is_word, values, values_after), floor], 1)
+        if not self.tracks_unit:
+            return after
+        return torch.cat([after, self._units_after(states, is_word, field, filled, first, last, indices)], 1)
+
+    def _units_after(self, states: torch.Tensor, is_word: torch.Tensor, field: torch.Tensor, filled: torch.Tensor,
+                     first: torch.Tensor, last: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """The unit's columns after an index: a word sets its span's bounds, a label its column;
+        the last label moves the whole unit to the written ones (if remembered) and clears it."""
+        units = states[:, UNIT:].view(len(states), -1, self.unit_width).clone()
+        column = torch.tensor(self.offset[:-1], device=self.device)[torch.where(is_word, field, filled % self.n_fields)]
+        words, labels = is_word.nonzero()[:, 0], (~is_word).nonzero()[:, 0]
+        units[words, 0, column[words]] = first[words]
+        units[words, 0, column[words] + 1] = last[words] + 1
+        units[labels, 0, column[labels]] = indices[labels]
+        complete = (~is_word & (filled + 1 == self.n_fields)).nonzero()[:, 0]
+        if self.remembers and len(complete):
+            count = (units[complete, 1:, 0] >= 0).sum(1)
+            units[complete, 1 + count] = units[complete, 0]
+        units[complete, 0] = -1
+        return units.flatten(1)

@@ -88,7 +88,7 @@ def constrained_search(step: Step, reorder: Callable[[torch.Tensor], None], gram
     examples, n_special = len(n_words), len(grammar.specials)
     example = torch.arange(examples, device=n_words.device)  # of each hypothesis
     slot = torch.zeros_like(example)  # its rank among its example's hypotheses
-    states, scores = grammar_tensors.start(examples), torch.zeros(examples, device=n_words.device)
+    states, scores = grammar_tensors.start(examples, max_length), torch.zeros(examples, device=n_words.device)
     prefixes = example.new_zeros(examples, 0)
     counts = torch.zeros_like(example)  # finished hypotheses per example
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(examples)]
