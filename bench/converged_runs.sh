@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The converged real-data runs of docs/pretrained-backbones.md, one after another: genie with the
 # MiniLM BERT2BERT (text and index targets) and the same-encoder baselines, each trained until dev
-# stops improving (patience 3 evaluations, one per epoch, capped at 20 epochs). A genie run that
-# is stopped resumes exactly when this is run again; a finished one only reprints its metrics; a
-# baseline with a result file is skipped. Needs `make install`, the data folders of
+# stops improving (patience 3 evaluations, one per epoch, capped at 20 epochs). A run that is
+# stopped resumes exactly when this is run again (genie from its last checkpoint, a baseline
+# after its last epoch, kept in runs/baselines/); a finished genie run only reprints its metrics;
+# a baseline with a result file is skipped. Needs `make install`, the data folders of
 # docs/pretrained-backbones.md and backbones/minilm-bert2bert (`genie backbone --encoder minilm`).
 #   bash bench/converged_runs.sh [run ...]
 # Runs are named as their result files: tagger-<release>, relation-mnre, <release>-index,

