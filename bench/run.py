@@ -9,7 +9,10 @@ machine, on the same data with the same model on both sides.
 4. the fraction of this machine's matmul peak (the faster of fp32 and bf16, measured here) a
    base-like training step reaches;
 5. a real backbone: genie's MiniLM BERT2BERT training tokens/s against the same encoder's BIO
-   tagger, and against the bf16 matmul peak (bench/minilm_speed.py; needs the Twitter-2017 release).
+   tagger, and against the bf16 matmul peak (bench/minilm_speed.py; needs the Twitter-2017 release);
+6. a feed: `genie predict` on 10,000 and 1,000,000 posts (posts/s and peak memory), its start-up
+   against importing torch and transformers (bench/feed.py), and decode time per output token
+   against a post's length, 10 to 10,000 words (bench/post_lengths.py).
 
 Each case runs in a fresh process, so the peak memory (max RSS) beside it is its own. Writes
 `bench/results.json`, the table between the bench markers in docs/speed.md, and the ratios alone
@@ -357,6 +360,17 @@ def bench_minilm(quick: bool) -> dict:
     return in_child(compare, examples=32 if quick else 160, rounds=1 if quick else 3)
 
 
+def bench_feed(work: Path, quick: bool) -> dict:
+    """The feed rows; post lengths with step 3's GMNER model (text targets, constrained: the
+    grammar whose work could grow with the post)."""
+    from bench.feed import measure
+    from bench.post_lengths import measure as by_length
+
+    feed = in_child(measure, sizes=[1_000, 10_000] if quick else [10_000, 1_000_000], work=work / "feed")
+    lengths = in_child(by_length, checkpoint=work / "decoding" / "run" / "best", rounds=1 if quick else 3)
+    return {**feed, "post_lengths": lengths}
+
+
 # --- report --------------------------------------------------------------------------------------
 
 def table(results: dict) -> str:
@@ -402,7 +416,28 @@ def table(results: dict) -> str:
     lines.append(f"| base-like training step vs the best matmul peak ({best['dtype']}, GFLOP/s {rates}, "
                  f"{best['threads']} threads) | | GFLOP/s {steps} | **{results['peak_fraction']:.0%}** of peak | |")
     lines.append(minilm_row(results["minilm"]))
+    lines.extend(feed_rows(results["feed"]))
     return "\n".join(lines)
+
+
+def feed_rows(f: dict) -> list[str]:
+    """The feed rows, each with its goal (issue 35)."""
+    (small, a), (large, b) = sorted(f["rows"].items(), key=lambda item: int(item[0]))
+    start, goals, lengths = f["start_up"], f["goals"], f["post_lengths"]["rows"]
+    shortest, longest = lengths[min(lengths, key=int)], lengths[max(lengths, key=int)]
+    return [
+        f"| `genie predict`, tiny MNER index model, {int(small):,} vs {int(large):,} posts (goal: within "
+        f"{goals['posts_per_second']}x) | {int(small):,}: {a['posts_per_second']:,.0f} posts/s | {int(large):,}: "
+        f"{b['posts_per_second']:,.0f} posts/s | **{f['posts_per_second_ratio']:.2f}x** | "
+        f"{a['peak_rss_mb']} / {b['peak_rss_mb']} MB |",
+        f"| `genie predict` peak memory, {int(small):,} vs {int(large):,} posts (goal: within {goals['peak_rss']}x) "
+        f"| {a['peak_rss_mb']} MB | {b['peak_rss_mb']} MB | **{f['peak_rss_ratio']:.2f}x** | |",
+        f"| start-up: `genie predict` on one post vs `python -c \"import torch, transformers\"` (goal: "
+        f"{goals['start_up']}x) | {start['import_torch_transformers_seconds']:.1f} s | "
+        f"{start['predict_one_post_seconds']:.1f} s | **{start['ratio']:.2f}x** | |",
+        f"| decode time per output token, a post of {max(lengths, key=int)} words vs {min(lengths, key=int)} "
+        f"(goal: within 2x) | {shortest['seconds_per_output_token'] * 1000:.2f} ms | "
+        f"{longest['seconds_per_output_token'] * 1000:.2f} ms | **{f['post_lengths']['per_token_spread']:.2f}x** | |"]
 
 
 def minilm_row(m: dict) -> str:
@@ -430,6 +465,11 @@ def summary(results: dict) -> str:
             (f"index decoding, {d['index']['size']}: grammar-constrained pointers vs the backbone's greedy `generate`",
              f"{d['index']['ratio']:.2f}x"),
             ("base-like training step vs the best (bf16 or fp32) matmul peak", f"{results['peak_fraction']:.0%}")]
+    feed = results["feed"]
+    rows += [("`genie predict` posts/s, 10,000 vs 1,000,000 posts (goal 1.2x)", f"{feed['posts_per_second_ratio']:.2f}x"),
+             ("`genie predict` peak memory, 1,000,000 vs 10,000 posts (goal 1.5x)", f"{feed['peak_rss_ratio']:.2f}x"),
+             ("start-up of `genie predict` vs importing torch and transformers (goal 1.5x)",
+              f"{feed['start_up']['ratio']:.2f}x")]
     if "rows" in results["minilm"]:
         index = results["minilm"]["rows"]["genie index"]
         rows += [("MiniLM BERT2BERT training (index targets) vs the same encoder's BIO tagger, tokens/s",
@@ -473,18 +513,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                "platform": platform.platform()}}
-        print("1/5 feature loading", file=sys.stderr)
+        print("1/6 feature loading", file=sys.stderr)
         results["features"] = bench_features(work / "features", args.images)
         shutil.rmtree(work / "features")
-        print("2/5 training throughput", file=sys.stderr)
+        print("2/6 training throughput", file=sys.stderr)
         results["training"] = bench_training(args.quick)
-        print("3/5 decoding throughput", file=sys.stderr)
+        print("3/6 decoding throughput", file=sys.stderr)
         results["decoding"] = bench_decoding(work / "decoding", args.quick)
-        print("4/5 matmul peak", file=sys.stderr)
+        print("4/6 matmul peak", file=sys.stderr)
         results["peak"] = {dtype: in_child(matmul_peak, dtype=dtype) for dtype in ("float32", "bfloat16")}
         results["peak_fraction"] = peak_fraction(results)
-        print("5/5 MiniLM training against the same encoder's tagger", file=sys.stderr)
+        print("5/6 MiniLM training against the same encoder's tagger", file=sys.stderr)
         results["minilm"] = bench_minilm(args.quick)
+        print("6/6 a feed: posts/s and memory at two sizes, start-up, post length", file=sys.stderr)
+        results["feed"] = bench_feed(work, args.quick)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

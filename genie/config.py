@@ -210,6 +210,9 @@ class DecodeConfig:
     # the task's labels, its clause shapes), ending within max_new_tokens. Index targets are
     # always decoded under their grammar.
     constrained: bool = True
+    # `genie decode` / `genie predict`: inputs read, decoded, written and journaled together, so
+    # memory is bounded by this, whatever the file's size, and a killed run resumes after a chunk.
+    chunk_size: int = bounded(2048, 1)
 
 
 @dataclass

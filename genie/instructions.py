@@ -6,12 +6,13 @@ structured gold, so the file trains genie and reads in any instruction-tuning to
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from genie.context import context_suffix
 from genie.options import TargetFormat
 from genie.prompts import Prompts
-from genie.records import BadLines, Record, read_lines
+from genie.records import BadLines, Record, iter_lines
 from genie.tasks import get_task
 
 KEYS = ("task", "instruction", "input", "image_id", "output", "record")
@@ -30,17 +31,23 @@ def instruction_line(record: Record, prompts: Prompts, which: str, target_format
 
 def read_examples(path: str | Path, bad_lines: BadLines | None = None) -> tuple[list[Record], list[str] | None]:
     """Records of a record or instruction-format JSONL file, and the instructions (None for
-    plain records). A file mixing the two formats is an error at the first line that differs.
-    With `bad_lines`, bad lines are counted there and skipped."""
-    kinds: list[bool] = []
+    plain records). With `bad_lines`, bad lines are counted there and skipped."""
+    rows = list(iter_examples(path, bad_lines))
+    return [record for record, _ in rows], ([i for _, i in rows] if rows and rows[0][1] is not None else None)
+
+
+def iter_examples(path: str | Path, bad_lines: BadLines | None = None) -> Iterator[tuple[Record, str | None]]:
+    """(record, instruction or None) for each example of a record or instruction-format JSONL
+    file, as it is read. A file mixing the two formats is an error at the first line that differs."""
+    kind: list[bool] = []  # the file's format, set by its first example
 
     def parse(data: object) -> tuple[Record, str | None]:
         is_instruction = isinstance(data, dict) and "instruction" in data
-        if kinds and is_instruction != kinds[0]:
+        if kind and is_instruction != kind[0]:
             raise ValueError("mixes instruction-format and plain record lines")
         if not is_instruction:
             record = Record.from_dict(data)
-            kinds.append(is_instruction)
+            kind[:] = [False]
             return record, None
         missing = [k for k in KEYS if k not in data]
         if missing:
@@ -50,9 +57,7 @@ def read_examples(path: str | Path, bad_lines: BadLines | None = None) -> tuple[
         record = Record.from_dict(data["record"])
         if record.task != data["task"]:
             raise ValueError(f"task {data['task']!r} differs from its record's {record.task!r}")
-        kinds.append(is_instruction)
+        kind[:] = [True]
         return record, data["instruction"]
 
-    rows = read_lines(path, parse, bad_lines)
-    records = [record for record, _ in rows]
-    return records, ([instruction for _, instruction in rows] if rows and kinds[0] else None)
+    return (row for _, row in iter_lines(path, parse, bad_lines) if row is not None)

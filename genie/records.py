@@ -289,15 +289,17 @@ def _parse_line(raw: bytes, parse: Callable[[object], T], path: Path, lineno: in
 def write_records(path: str | Path, records: Iterable[Record]) -> int:
     """Write records atomically, each checked to read back as `read_records` reads it, so no
     builder or decoder can write a file genie then refuses; returns how many were written."""
-    def checked():
-        for lineno, record in enumerate(records, 1):
-            row = record.to_dict()
-            try:
-                Record.from_dict(json.loads(json.dumps(row)))  # exactly what a reader will see
-            except ValueError as exc:
-                raise GenieError(f"record {record.id!r} would not read back: {exc}", path, lineno) from None
-            yield row
-    return write_lines(path, checked())
+    return write_lines(path, (checked_row(record, path, lineno) for lineno, record in enumerate(records, 1)))
+
+
+def checked_row(record: Record, path: str | Path, lineno: int) -> dict:
+    """`record` as the JSON object written at `lineno` of `path`, checked to read back."""
+    row = record.to_dict()
+    try:
+        Record.from_dict(json.loads(json.dumps(row)))  # exactly what a reader will see
+    except ValueError as exc:
+        raise GenieError(f"record {record.id!r} would not read back: {exc}", path, lineno) from None
+    return row
 
 
 def write_lines(path: str | Path, rows: Iterable[dict]) -> int:

@@ -18,7 +18,7 @@ from genie.data import Collator, GenieDataset
 from genie.demo import build_demo
 from genie.demo.entities import HINTS
 from genie.errors import GenieError
-from genie.inference.journal import DecodeJournal
+from genie.inference.journal import OutputJournal
 from genie.inference.posts import post_records, read_posts
 from genie.instructions import instruction_line, read_examples
 from genie.model.targets import make_targets, source_text
@@ -269,17 +269,18 @@ def test_the_context_demo_gains_what_withholding_the_context_loses(context_run, 
 def test_a_killed_decode_of_context_records_resumes_and_posts_carry_context(context_run, tmp_path, capsys,
                                                                              monkeypatch):
     _, run, demo = context_run
-    args = ["decode", "--checkpoint", run / "best", "--input", demo / "test.jsonl", "decode.batch_size=64"]
+    args = ["decode", "--checkpoint", run / "best", "--input", demo / "test.jsonl", "decode.batch_size=32",
+            "decode.chunk_size=64"]
     code, whole = run_cli(capsys, *args, "--output", tmp_path / "whole.jsonl")
-    real_add = DecodeJournal.add
+    real_add = OutputJournal.add
 
-    def add_then_die(self, rows):
-        real_add(self, rows)
+    def add_then_die(self, *chunk):
+        real_add(self, *chunk)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(DecodeJournal, "add", add_then_die)
+    monkeypatch.setattr(OutputJournal, "add", add_then_die)
     assert run_cli(capsys, *args, "--output", tmp_path / "preds.jsonl")[0] == 130
-    monkeypatch.setattr(DecodeJournal, "add", real_add)
+    monkeypatch.setattr(OutputJournal, "add", real_add)
     code, resumed = run_cli(capsys, *args, "--output", tmp_path / "preds.jsonl")
     assert code == 0 and resumed["resumed_with"] == 64 and resumed["with_context"] == whole["with_context"]
     assert (tmp_path / "preds.jsonl").read_text() == (tmp_path / "whole.jsonl").read_text()

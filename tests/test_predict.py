@@ -18,7 +18,7 @@ from genie import Extractor
 from genie.config import load_config
 from genie.errors import GenieError
 from genie.inference.files import decode_file
-from genie.inference.journal import DecodeJournal
+from genie.inference.journal import OutputJournal
 from genie.records import read_records, write_records
 from genie.regions.random_detectors import save_random_detector
 
@@ -156,25 +156,33 @@ def test_a_killed_predict_resumes(default_run, tmp_path, capsys, monkeypatch):
     _, out = default_run
     _, features = demo_posts(out, tmp_path / "posts.jsonl", n=30)
     args = ["--checkpoint", out / "best", "--input", tmp_path / "posts.jsonl", "--features", features,
-            "--batch-size", "8"]
-    assert predict(capsys, *args, "--output", tmp_path / "whole.jsonl")[0] == 0
-    real_add = DecodeJournal.add
+            "--batch-size", "4", "decode.chunk_size=8"]
+    code, whole = predict(capsys, *args, "--output", tmp_path / "whole.jsonl")
+    assert code == 0
+    real_add = OutputJournal.add
     calls = []
 
-    def add_then_die(self, rows):
-        real_add(self, rows)
+    def add_then_die(self, rows, *more):
+        real_add(self, rows, *more)
         calls.append(len(rows))
         if len(calls) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(DecodeJournal, "add", add_then_die)
+    monkeypatch.setattr(OutputJournal, "add", add_then_die)
     assert predict(capsys, *args, "--output", tmp_path / "preds.jsonl")[0] == 130
-    assert (tmp_path / "preds.jsonl.partial").is_file() and not (tmp_path / "preds.jsonl").exists()
-    monkeypatch.setattr(DecodeJournal, "add", real_add)
+    assert calls == [8, 8] and not (tmp_path / "preds.jsonl").exists()
+    partial = (tmp_path / "preds.jsonl.partial").read_text()
+    assert partial == "".join((tmp_path / "whole.jsonl").read_text().splitlines(keepends=True)[:16])  # grows as it goes
+    monkeypatch.setattr(OutputJournal, "add", real_add)
     code, summary = predict(capsys, *args, "--output", tmp_path / "preds.jsonl")
     assert code == 0 and summary["resumed_with"] == 16
+    # Every count covers the whole file; the feature report, the images this run read.
+    assert summary["features"] == "region features: all 14 images found"
+    assert {k: v for k, v in summary.items() if k not in ("resumed_with", "seconds", "records_per_second", "output",
+                                                          "features")} \
+        == {k: v for k, v in whole.items() if k not in ("seconds", "records_per_second", "output", "features")}
     assert (tmp_path / "preds.jsonl").read_text() == (tmp_path / "whole.jsonl").read_text()
-    assert not (tmp_path / "preds.jsonl.partial").exists()
+    assert not (tmp_path / "preds.jsonl.partial").exists() and not (tmp_path / "preds.jsonl.journal").exists()
 
 
 def test_the_readme_python_example_runs_on_the_demo_checkpoint(default_run, tmp_path, monkeypatch):

@@ -25,12 +25,11 @@ def decode_loader(dataset: GenieDataset, batch_size: int) -> DataLoader:
 
 
 def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: DataLoader, cfg: DecodeConfig,
-            desc: str = "decode", on_batch=None) -> tuple[list[Record], Counter]:
+            desc: str = "decode") -> tuple[list[Record], Counter]:
     """Predicted records in dataset order, and counts of what the parser could not read.
 
     `loader` must be prepared by `accelerator`; each process decodes its shard and the
-    records are gathered with `gather_for_metrics`, which drops the padding duplicates.
-    `on_batch` gets each batch's gathered (index, record, counts) rows as they finish."""
+    records are gathered with `gather_for_metrics`, which drops the padding duplicates."""
     model.eval()
     # A plain model needs no unwrapping (accelerate's imports DeepSpeed, a second of a start, to check).
     core = model if isinstance(model, GenieModel) else accelerator.unwrap_model(model)
@@ -50,8 +49,6 @@ def predict(accelerator: Accelerator, model, dataset: GenieDataset, loader: Data
         # Per batch, as accelerate requires: it drops the last batch's padding duplicates.
         gathered = accelerator.gather_for_metrics(local, use_gather_object=True)
         rows.extend(gathered)
-        if on_batch is not None:
-            on_batch(gathered)
     total: Counter = Counter()
     for _, _, stats in rows:
         total.update(stats)

@@ -17,7 +17,7 @@ import json
 import logging
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from transformers import AutoTokenizer
 from genie.config import GenieConfig, load_config
 from genie.errors import GenieError
 from genie.inference.decode import decode_loader, predict
-from genie.inference.posts import Post, PostRun, parse_line, post_prediction, post_records
+from genie.inference.posts import Post, PostRun, RegionIds, parse_line, post_prediction, post_records
 from genie.options import InputFormat, check
 from genie.records import Record
 from genie.regions.extract import extract_regions
@@ -112,14 +112,12 @@ class Extractor:
     # -- records -------------------------------------------------------------------------------
 
     def decode(self, records: list[Record], given: list[str] | None = None,
-               features: str | Path | FeatureSource | None = None,
-               on_batch: Callable[[list[tuple[int, Record, dict]]], None] | None = None,
+               features: str | Path | FeatureSource | Mapping[str, FeatureSource] | None = None,
                batch_size: int | None = None) -> tuple[list[Record], Counter, dict[str, str]]:
         """Predictions for `records` in their order, parser counts, and each task's feature report.
-        `features`: a region folder or store (`{task}` in it stands for each task's name) or a
-        source (default: each task's training folder); `on_batch`
-        gets (index into `records`, prediction, counts) rows as batches finish; `batch_size`
-        defaults to the checkpoint's `decode.batch_size`."""
+        `features`: a region folder or store (`{task}` in it stands for each task's name), a
+        source, or a source per task (`task_source`; default: each task's training folder);
+        `batch_size` defaults to the checkpoint's `decode.batch_size`."""
         if batch_size is not None and batch_size < 1:
             raise GenieError(f"batch size must be positive, got {batch_size}")
         unknown = sorted({r.task for r in records} - set(self.tasks))
@@ -131,10 +129,9 @@ class Extractor:
         reports = {}
         for name in dict.fromkeys(r.task for r in records):
             rows = [i for i, r in enumerate(records) if r.task == name]
-            source = self._task_source(self.tasks[name], features)
+            source = features[name] if isinstance(features, Mapping) else self.task_source(name, features)
             preds, task_counts = self._decode_task(
                 self.tasks[name], [records[i] for i in rows], [given[i] for i in rows] if given else None, source,
-                None if on_batch is None else lambda got, rows=rows: on_batch([(rows[k], r, c) for k, r, c in got]),
                 batch_size or self.cfg.decode.batch_size)
             for i, pred in zip(rows, preds):
                 predictions[i] = pred
@@ -142,22 +139,22 @@ class Extractor:
             reports[name] = source.report()
         return predictions, counts, reports
 
-    def _task_source(self, task: Task, features: str | Path | FeatureSource | None) -> FeatureSource:
+    def task_source(self, task: str, features: str | Path | FeatureSource | None) -> FeatureSource:
+        """The regions `task`'s records are decoded with (`decode`'s `features`)."""
         if isinstance(features, FeatureSource):
             return features
         cfg = self.cfg if features is None else replace(self.cfg, features=replace(self.cfg.features, dir=str(features)))
-        return feature_source(cfg, task_features_dir(cfg, task))
+        return feature_source(cfg, task_features_dir(cfg, self.tasks[task]))
 
     def _decode_task(self, task: Task, records: list[Record], given: list[str] | None, features: FeatureSource,
-                     on_batch, batch_size: int) -> tuple[list[Record], Counter]:
+                     batch_size: int) -> tuple[list[Record], Counter]:
         cfg = self.cfg
         features.check(r.image_id for r in records)
         dataset = task_datasets(cfg, task, self.tokenizer, features,
                                 {"decode": (records, instructions_for(cfg, task, records, given))})["decode"]
         dataset.targets.context_report(records, dataset.instructions)  # refuses a tokenizer that cannot write the marker
         loader = self.accelerator.prepare(decode_loader(dataset, batch_size))
-        return predict(self.accelerator, self.model, dataset, loader, cfg.decode, desc=f"decode {task.name}",
-                       on_batch=on_batch)
+        return predict(self.accelerator, self.model, dataset, loader, cfg.decode, desc=f"decode {task.name}")
 
     # -- raw posts -----------------------------------------------------------------------------
 
@@ -199,10 +196,12 @@ class Extractor:
         return parsed
 
     def prepare_posts(self, posts: list[Post], task: str | None, images: str | Path | None,
-                      features: str | Path | None) -> PostRun:
-        """Posts as records of the task to predict, with their images resolved."""
+                      features: str | Path | None, region_id: RegionIds | None = None) -> PostRun:
+        """Posts as records of the task to predict, with their images resolved (`region_id`: the
+        image numbering, kept across the chunks of one file)."""
         name = self._task_name(task)
-        return post_records(posts, name, Path(images) if images is not None else None, by_id=features is not None)
+        return post_records(posts, name, Path(images) if images is not None else None, by_id=features is not None,
+                            region_id=region_id)
 
     def regions(self, run: PostRun, scratch: Path, detector: str | Path | None, features: str | Path | None,
                 revision: str | None = None) -> FeatureSource:

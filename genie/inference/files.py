@@ -1,20 +1,28 @@
-"""`genie decode` (record files) and `genie predict` (raw posts): an `Extractor` over a file,
-resumable. Killed, the same command continues from `<output>.partial` (`DecodeJournal`), and the
-output is written atomically, in input order, once every input has its prediction."""
+"""`genie decode` (record files) and `genie predict` (raw posts): an `Extractor` over a file, in
+chunks of `decode.chunk_size` inputs, so memory stays bounded whatever the file's size. Every line
+is checked first (a bad one stops the run before anything is decoded), then each chunk is read,
+decoded and appended in input order to `<output>.partial`, and journaled (`OutputJournal`):
+killed, the same command resumes after its last finished chunk, each input written once, and the
+output takes its final name once every input has its prediction."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
+
+from tqdm.auto import tqdm
 
 from genie.errors import GenieError
 from genie.inference.extractor import Extractor
-from genie.inference.journal import DecodeJournal, input_key
-from genie.inference.posts import post_prediction, read_posts
-from genie.instructions import read_examples
+from genie.inference.journal import OutputJournal, input_key
+from genie.inference.posts import RegionIds, image_key, iter_posts, post_prediction
+from genie.instructions import iter_examples
 from genie.options import OnBadLine
-from genie.records import BadLines, Record, write_lines, write_records
+from genie.records import BadLines, checked_row
+from genie.regions.source import FeatureSource
 
 
 def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_dir: str | None = None,
@@ -26,17 +34,20 @@ def decode_file(checkpoint: Path, input_path: Path, output_path: Path, features_
     extractor = Extractor.from_pretrained(checkpoint, overrides=overrides)
     extractor.cli = True
     bad_lines = BadLines() if on_bad_line == OnBadLine.SKIP else None
-    records, given = read_examples(input_path, bad_lines)
-    out = Journaled(extractor, input_path, output_path, len(records),
-                    [*overrides, f"features={features_dir}", f"on_bad_line={on_bad_line}"])
-    todo = out.todo()
-    preds, counts, reports = extractor.decode([records[i] for i in todo], [given[i] for i in todo] if given else None,
-                                              features_dir, out.on_batch(todo))
-    out.finish(todo, preds, counts)
-    if extractor.accelerator.is_main_process:
-        write_records(output_path, out.predictions)
+    total = sum(1 for _ in iter_examples(input_path, bad_lines))
+    out = Journaled(extractor, input_path, output_path, total,
+                    [*overrides, f"features={features_dir}", f"on_bad_line={on_bad_line}"], "record")
+    sources: dict[str, FeatureSource] = {}  # per task, one for the whole file: its report counts every image
+    for chunk in out.chunks(iter_examples(input_path, BadLines() if bad_lines else None)):
+        records = [record for record, _ in chunk]
+        for name in dict.fromkeys(r.task for r in records):
+            sources.setdefault(name, extractor.task_source(name, features_dir))
+        predictions, counts, _ = extractor.decode(records, [i for _, i in chunk] if chunk[0][1] is not None else None,
+                                                  sources)
+        out.add([checked_row(p, output_path, out.done + k + 1) for k, p in enumerate(predictions)], counts)
     out.close()
-    return {"output": str(output_path), "records": len(records), **out.stats,
+    reports = {name: source.report() for name, source in sources.items()}
+    return {"output": str(output_path), "records": total, **out.stats, **out.firsts,
             "features": next(iter(reports.values())) if len(reports) == 1 else reports,
             **(bad_lines.report() if bad_lines else {}), **out.report()}
 
@@ -48,27 +59,42 @@ def predict_file(checkpoint: Path, input_path: Path, output_path: Path, images: 
     """Raw posts (`genie.inference.posts`, each line read by `input_format`) -> prediction JSONL with
     character offsets. Regions come from `features`, or are extracted from the posts' images into
     `<output>.regions/` (kept: a rerun with the same detector reuses them) by `detector` or the
-    checkpoint's own."""
+    checkpoint's own, chunk by chunk."""
     refuse_to_overwrite(input_path, output_path)
     extractor = Extractor.from_pretrained(checkpoint, overrides=overrides)
     extractor.cli = True
     bad_lines = BadLines() if on_bad_line == OnBadLine.SKIP else None
-    posts, blank_lines = read_posts(input_path, bad_lines, input_format)
-    out = Journaled(extractor, input_path, output_path, len(posts),
+    lines: Counter = Counter()
+    total = sum(1 for _ in iter_posts(input_path, bad_lines, input_format, counts=lines))
+    out = Journaled(extractor, input_path, output_path, total,
                     [*overrides, f"images={images}", f"detector={detector}@{revision}", f"features={features}",
-                     f"task={task}", f"on_bad_line={on_bad_line}", f"input_format={input_format}"])
-    todo = out.todo()
-    run = extractor.prepare_posts([posts[i] for i in todo], task, images, features)
+                     f"task={task}", f"on_bad_line={on_bad_line}", f"input_format={input_format}"], "post")
     scratch = output_path.with_name(output_path.name + ".regions")
-    source = extractor.regions(run, scratch, detector, features, revision=revision)
-    preds, counts, reports = extractor.decode(run.records, features=source, on_batch=out.on_batch(todo),
-                                              batch_size=batch_size)
-    out.finish(todo, preds, counts)
-    if extractor.accelerator.is_main_process:
-        write_lines(output_path, (post_prediction(post, record) for post, record in zip(posts, out.predictions)))
+    region_id = RegionIds()  # one numbering of image files for the whole file, a resumed run's too
+    by_id, folder = features is not None, Path(images) if images is not None else None
+    reading: FeatureSource | None = None  # the sources that read images, merged: the report covers them all
+
+    def skipped(post) -> None:
+        image_key(post, folder, by_id, region_id)
+
+    for chunk in out.chunks(iter_posts(input_path, BadLines() if bad_lines else None, input_format), skipped):
+        run = extractor.prepare_posts(chunk, task, images, features, region_id)
+        source = extractor.regions(run, scratch, detector, features, revision=revision)
+        predictions, counts, _ = extractor.decode(run.records, features=source, batch_size=batch_size)
+        if any(record.image_id for record in run.records):
+            if reading is None:
+                reading = source
+            else:
+                reading.merge(source.seen, source.missing)
+        report = run.report()
+        out.add([post_prediction(post, record) for post, record in zip(chunk, predictions)],
+                counts + Counter({k: v for k, v in report.items() if isinstance(v, int)}),
+                {k: v for k, v in report.items() if isinstance(v, str)})
     out.close()
-    return {"output": str(output_path), **run.summary(dict(out.stats), reports.get(run.task)), "posts": len(posts),
-            "blank_lines": blank_lines, **({"regions": str(scratch)} if scratch.is_dir() else {}),
+    summary = {"without_image": 0, "missing_images": 0, "bad_images": 0, **out.stats, **out.firsts, "posts": total}
+    return {"output": str(output_path), **summary,
+            "features": reading.report() if reading else "region features: none (no post's image to read)",
+            "blank_lines": lines["blank_lines"], **({"regions": str(scratch)} if scratch.is_dir() else {}),
             **(bad_lines.report() if bad_lines else {}), **out.report()}
 
 
@@ -82,42 +108,52 @@ def refuse_to_overwrite(input_path: Path, output_path: Path) -> None:
 
 
 class Journaled:
-    """Predictions for `n` inputs, those an earlier run of the same command finished read back
-    from its journal; the rest are appended to it batch by batch, and it is removed at the end."""
+    """The output of `total` inputs, written chunk by chunk through the journal: what an earlier
+    run of the same command finished is kept, and its counts carried on (`stats`, `firsts`)."""
 
-    def __init__(self, extractor: Extractor, input_path: Path, output_path: Path, n: int, settings: list[str]):
+    def __init__(self, extractor: Extractor, input_path: Path, output_path: Path, total: int, settings: list[str],
+                 unit: str):
+        self.output, self.total, self.unit = output_path, total, unit
         self.is_main = extractor.accelerator.is_main_process
-        self.journal = DecodeJournal(output_path, input_key(input_path, extractor.checkpoint, settings),
+        self.chunk_size = extractor.cfg.decode.chunk_size
+        self.journal = OutputJournal(output_path, input_key(input_path, extractor.checkpoint, settings),
                                      write=self.is_main)
-        self.done = self.journal.done()
-        extractor.accelerator.wait_for_everyone()  # every process has read it before the main one appends
+        self.done, self.stats, self.firsts = self.journal.resume()
+        self.resumed_with = self.done
+        extractor.accelerator.wait_for_everyone()  # every process has read it before the main one writes
         self.journal.start()
-        self.predictions: list[Record | None] = [None] * n
-        self.stats: Counter = Counter()
-        for index, (record, counts) in self.done.items():
-            self.predictions[index] = record
-            self.stats.update(counts)
         self.started = time.perf_counter()
 
-    def todo(self) -> list[int]:
-        return [i for i in range(len(self.predictions)) if i not in self.done]
+    def chunks(self, inputs: Iterable, skipped=None) -> Iterator[list]:
+        """The inputs not done yet, `decode.chunk_size` at a time, with a progress bar over the
+        whole file; `skipped` sees each input done before (a resumed run)."""
+        inputs = iter(inputs)
+        for item in islice(inputs, self.done):
+            if skipped is not None:
+                skipped(item)
+        with tqdm(total=self.total, initial=self.done, unit=self.unit, desc=f"{self.unit}s",
+                  disable=not self.is_main) as bar:
+            while chunk := list(islice(inputs, self.chunk_size)):
+                yield chunk
+                bar.update(len(chunk))
 
-    def on_batch(self, todo: list[int]):
-        """The journal writer for a decode of the inputs `todo` (in that order)."""
-        return lambda got: self.journal.add([(todo[k], record, counts) for k, record, counts in got])
-
-    def finish(self, todo: list[int], predictions: list[Record], counts: Counter) -> None:
-        for i, prediction in zip(todo, predictions):
-            self.predictions[i] = prediction
+    def add(self, rows: list[dict], counts: Counter, firsts: dict | None = None) -> None:
+        """A chunk's output rows (in input order) and counts, appended and journaled."""
+        self.done += len(rows)
         self.stats.update(counts)
+        for key, value in (firsts or {}).items():
+            self.firsts.setdefault(key, value)
+        self.journal.add(rows, self.done, self.stats, self.firsts)
 
     def close(self) -> None:
-        """After the output is written: the journal is no longer needed."""
-        if self.is_main:
-            self.journal.finish()
+        """Every input has its prediction: the output takes its name."""
+        if self.done != self.total:
+            raise GenieError(f"the input changed while it was read ({self.done} of {self.total} inputs)",
+                             self.output)
+        self.journal.finish(self.output)
 
     def report(self) -> dict:
         seconds = time.perf_counter() - self.started
-        decoded = len(self.predictions) - len(self.done)
-        return {**({"resumed_with": len(self.done)} if self.done else {}), "seconds": round(seconds, 2),
+        decoded = self.done - self.resumed_with
+        return {**({"resumed_with": self.resumed_with} if self.resumed_with else {}), "seconds": round(seconds, 2),
                 "records_per_second": round(decoded / max(seconds, 1e-9), 1)}

@@ -4,7 +4,8 @@ to predict, and predictions given back with character offsets into the post's ow
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -55,17 +56,26 @@ class Post:
 
 def read_posts(path: Path, bad_lines: BadLines | None = None, input_format: str = "auto",
                text_option: str = "--input-format text") -> tuple[list[Post], int]:
-    """Posts of a file, and how many blank lines it had (skipped, counted). Each non-blank line is
-    read by `input_format` (`parse_line`; its id defaults to the line number). A bad line, or a
-    second use of an id, raises GenieError naming file and line, or is counted in `bad_lines` and
-    left out. `text_option`: how a message says to read every line as text."""
+    """Posts of a file (`iter_posts`), and how many blank lines it had (skipped, counted)."""
+    counts: Counter = Counter()
+    return list(iter_posts(path, bad_lines, input_format, text_option, counts)), counts["blank_lines"]
+
+
+def iter_posts(path: Path, bad_lines: BadLines | None = None, input_format: str = "auto",
+               text_option: str = "--input-format text", counts: Counter | None = None) -> Iterator[Post]:
+    """The posts of a file as it is read. Each non-blank line is read by `input_format`
+    (`parse_line`; its id defaults to the line number); a blank one is skipped (counted in
+    `counts["blank_lines"]`). A bad line, or a second use of an id, raises GenieError naming file and line, or
+    is counted in `bad_lines` and left out. `text_option`: how a message says to read every line
+    as text. Memory: the ids seen (a feed of a million posts holds a million ids)."""
     check(InputFormat, input_format, "input format")
-    posts, blank, lines = [], 0, {}
+    lines: dict[str, int] = {}
     read = iter_lines(path, lambda line: parse_line(line, "", input_format, text_option), bad_lines, "a post",
                       text=True)
     for lineno, post in read:
         if post is None:
-            blank += 1
+            if counts is not None:
+                counts["blank_lines"] += 1
             continue
         post = post if post.id else replace(post, id=str(lineno))
         if post.id in lines:
@@ -75,8 +85,7 @@ def read_posts(path: Path, bad_lines: BadLines | None = None, input_format: str 
             bad_lines.add(error)
             continue
         lines[post.id] = lineno
-        posts.append(post)
-    return posts, blank
+        yield post
 
 
 def parse_line(line: str, default_id: str, input_format: str = "auto",
@@ -138,28 +147,35 @@ class PostRun:
                 "features": features if read and features else "region features: none (no post's image to read)"}
 
 
-def post_records(posts: list[Post], task: str, images: Path | None, by_id: bool = False) -> PostRun:
+def post_records(posts: list[Post], task: str, images: Path | None, by_id: bool = False,
+                 region_id: RegionIds | None = None) -> PostRun:
     """Records (tokens as the Twitter releases split them) for `task`. `by_id`: images are ids of
     a given region folder (one it lacks is counted by `PostRun.without_regions`); else each is
     looked up as a file (as given, or inside `images`), and one not found is counted and
-    predicted without regions."""
+    predicted without regions. `region_id`: the numbering of image files, kept across the
+    chunks of one file."""
     records, jobs, missing = [], {}, []
-    region_id = RegionIds()
+    region_id = region_id or RegionIds()
     for post in posts:
-        key = ""
-        if post.image is not None and by_id:
-            key = image_id(Path(post.image))
-        elif post.image is not None:
-            path = find_image(post.image, images)
-            if path is None:
-                missing.append(post.image)
-            else:
-                key = region_id(path)
-                jobs.setdefault(key, ImageJob(key, path, post.image))
+        key, path = image_key(post, images, by_id, region_id)
+        if post.image is not None and not by_id and path is None:
+            missing.append(post.image)
+        elif path is not None:
+            jobs.setdefault(key, ImageJob(key, path, post.image))
         tokens = [token.text for token in tokenize(post.text)]
         records.append(Record(id=post.id, task=task, tokens=tokens, image_id=key, context=post.context,
                               objects=post.objects))
     return PostRun(task, records, list(jobs.values()), [post.image for post in posts], missing)
+
+
+def image_key(post: Post, images: Path | None, by_id: bool, region_id: RegionIds) -> tuple[str, Path | None]:
+    """The post's region id ("" for none) and its image file (None unless found as a file)."""
+    if post.image is None:
+        return "", None
+    if by_id:
+        return image_id(Path(post.image)), None
+    path = find_image(post.image, images)
+    return ("", None) if path is None else (region_id(path), path)
 
 
 class RegionIds:

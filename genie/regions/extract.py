@@ -125,7 +125,7 @@ def extract_regions(jobs: list[ImageJob], out: Path, detector, batch_size: int =
                 written += 1
                 empty += len(detections.scores) == 0
             bar.update(len(chunk))
-    _write_bad_list(out, bad)
+    _write_bad_list(out, bad, {job.reference for job in todo})
     seconds = time.perf_counter() - started
     return {"out": str(out), "images": len(jobs), "written": written, "skipped": len(jobs) - len(todo),
             "bad": len(bad), **({"bad_list": str(out / BAD_LIST)} if bad else {}), "no_regions": empty,
@@ -168,14 +168,20 @@ def _write(path: Path, detections, picture) -> None:
         np.savez(handle, **arrays)
 
 
-def _write_bad_list(out: Path, bad: list[dict]) -> None:
-    """This run's bad images, one JSON line each (removed when there were none)."""
+def _write_bad_list(out: Path, bad: list[dict], tried: set[str]) -> None:
+    """The folder's bad images, one JSON line each (removed when there are none): this run's,
+    and an earlier run's that this one did not try again (`genie predict` extracts chunk by chunk)."""
     path = out / BAD_LIST
-    if not bad:
+    earlier = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] \
+        if path.is_file() else []
+    listed = [row for row in earlier if row.get("image") not in tried] + bad
+    if not listed:
         path.unlink(missing_ok=True)
         return
     with atomic_write(path) as handle:
-        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in bad)
+        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in listed)
+    if not bad:
+        return
     shown = "; ".join(f"{row['image']}: {row['reason']}" for row in bad[:3])
     logger.warning("%d bad image(s) skipped, listed in %s (%s%s)", len(bad), path, shown,
                    "; ..." if len(bad) > 3 else "")

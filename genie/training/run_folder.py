@@ -30,8 +30,8 @@ OWN = {LOCK, OWNER, REPLACED}
 # up to a float32 rounding that breaks a near tie: docs/decoding-and-evaluation.md), and
 # when it stops early (the steps up to the stop are the same whatever the patience).
 UNSHAPING = {"train.output_dir", "train.resume", "train.overwrite", "train.checkpoint_every_steps",
-             "train.keep_checkpoints", "train.report_to", "decode.batch_size", "data.num_workers", "data.demo_dir",
-             "train.patience", "train.min_delta", "schema"}
+             "train.keep_checkpoints", "train.report_to", "decode.batch_size", "decode.chunk_size", "data.num_workers",
+             "data.demo_dir", "train.patience", "train.min_delta", "schema"}
 
 
 def default_output_dir(cfg: GenieConfig) -> str:
