@@ -93,7 +93,8 @@ def measure(sizes: list[int], work: Path) -> dict:
     start = min(runs)
     imports = min(timed_process([sys.executable, "-c", "import torch, transformers"])[0] for _ in range(3))
     return {"rows": {str(n): row for n, row in rows.items()}, "goals": GOALS,
-            "posts_per_second_ratio": round(small["posts_per_second"] / large["posts_per_second"], 2),
+            # the rate once the model is loaded (the summary's), so that start-up does not favour the large file
+            "posts_per_second_ratio": round(small["decode_posts_per_second"] / large["decode_posts_per_second"], 2),
             "peak_rss_ratio": round(large["peak_rss_mb"] / small["peak_rss_mb"], 2),
             "start_up": {"predict_one_post_seconds": round(start, 2), "import_torch_transformers_seconds":
                          round(imports, 2), "ratio": round(start / imports, 2)},

@@ -427,8 +427,9 @@ def feed_rows(f: dict) -> list[str]:
     shortest, longest = lengths[min(lengths, key=int)], lengths[max(lengths, key=int)]
     return [
         f"| `genie predict`, tiny MNER index model, {int(small):,} vs {int(large):,} posts (goal: within "
-        f"{goals['posts_per_second']}x) | {int(small):,}: {a['posts_per_second']:,.0f} posts/s | {int(large):,}: "
-        f"{b['posts_per_second']:,.0f} posts/s | **{f['posts_per_second_ratio']:.2f}x** | "
+        f"{goals['posts_per_second']}x; posts/s once the model is loaded) | {int(small):,}: "
+        f"{a['decode_posts_per_second']:,.0f} posts/s | {int(large):,}: {b['decode_posts_per_second']:,.0f} posts/s | "
+        f"**{f['posts_per_second_ratio']:.2f}x** | "
         f"{a['peak_rss_mb']} / {b['peak_rss_mb']} MB |",
         f"| `genie predict` peak memory, {int(small):,} vs {int(large):,} posts (goal: within {goals['peak_rss']}x) "
         f"| {a['peak_rss_mb']} MB | {b['peak_rss_mb']} MB | **{f['peak_rss_ratio']:.2f}x** | |",
