@@ -260,13 +260,31 @@ def iter_lines(path: str | Path, parse: Callable[[object], T], bad_lines: BadLin
     if not path.is_file():
         raise GenieError("no such file", path)
     with path.open("rb") as handle:
-        for lineno, raw in enumerate(handle, start=1):
+        for lineno, raw in enumerate(_bounded_lines(handle), start=1):
             try:
+                if raw is None:
+                    raise GenieError(f"not {what}: a line longer than {MAX_LINE_BYTES >> 20} MB (not read)", path,
+                                     lineno)
                 yield lineno, _parse_line(raw, parse, path, lineno, what, text)
             except GenieError as exc:
                 if bad_lines is None:
                     raise
                 bad_lines.add(exc)
+
+
+MAX_LINE_BYTES = 64 << 20  # a post of 10,000 words is about 60 kB; a line past this is never held whole
+
+
+def _bounded_lines(handle) -> Iterator[bytes | None]:
+    """The file's lines, None for one longer than `MAX_LINE_BYTES` (read past, a block at a time),
+    so no single line takes more memory than that."""
+    while raw := handle.readline(MAX_LINE_BYTES + 1):
+        if len(raw) <= MAX_LINE_BYTES or raw.endswith(b"\n"):
+            yield raw
+            continue
+        while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
+            pass
+        yield None
 
 
 def _parse_line(raw: bytes, parse: Callable[[object], T], path: Path, lineno: int, what: str,

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from genie import records
 from genie.errors import GenieError
 from genie.records import (
     BadLines,
@@ -73,6 +74,19 @@ def test_bad_lines_are_counted_and_skipped_when_asked(tmp_path):
     path.write_bytes(f"{good}\n{good}\n{good}\n".encode() + b"\xff\n")
     with pytest.raises(GenieError, match=r"mixed.jsonl:4: not UTF-8 text"):
         read_records(path)
+
+
+def test_a_line_past_the_limit_is_never_held_whole(tmp_path, monkeypatch):
+    """A line longer than `MAX_LINE_BYTES` is one bad line (read past in blocks), and the lines
+    after it are read as usual."""
+    monkeypatch.setattr(records, "MAX_LINE_BYTES", 200)
+    good = json.dumps(Record("1", "mner", ["a"], "img").to_dict())
+    path = tmp_path / "long.jsonl"
+    path.write_text(f"{good}\n{'x' * 5000}\n{good}\n{'y' * 201}")
+    with pytest.raises(GenieError, match=r"long.jsonl:2: not a genie record: a line longer than"):
+        read_records(path)
+    skipped = BadLines()
+    assert len(read_records(path, skipped)) == 2 and skipped.count == 2
 
 
 @pytest.mark.parametrize("bad, problem", [
