@@ -87,8 +87,8 @@ def predict_file(checkpoint: Path, input_path: Path, output_path: Path, images: 
             else:
                 reading.merge(source.seen, source.missing)
         report = run.report()
-        out.add([post_prediction(post, record) for post, record in zip(chunk, predictions)],
-                counts + Counter({k: v for k, v in report.items() if isinstance(v, int)}),
+        counts.update({k: v for k, v in report.items() if isinstance(v, int)})  # update keeps the zeros
+        out.add([post_prediction(post, record) for post, record in zip(chunk, predictions)], counts,
                 {k: v for k, v in report.items() if isinstance(v, str)})
     out.close()
     summary = {"without_image": 0, "missing_images": 0, "bad_images": 0, **out.stats, **out.firsts, "posts": total}
