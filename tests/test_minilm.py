@@ -276,7 +276,7 @@ def test_minilm_learns_a_handful_of_real_tweets_and_decodes_them(backbone, tweet
     word the tokenizer drops; `genie decode` of the checkpoint reproduces the run."""
     out = tmp_path / "run"
     overrides = [f"model.name={backbone}", f"data.dir={tweets}", f"train.output_dir={out}", f"target_format={fmt}",
-                 "train.epochs=80", "train.eval_every_epochs=80", "train.batch_size=9", "train.learning_rate=3e-4",
+                 "train.epochs=100", "train.eval_every_epochs=100", "train.batch_size=9", "train.learning_rate=3e-4",
                  "train.warmup_ratio=0.1", "decode.constrained=false"]
     metrics = train(task_config("mner", overrides))
     capsys.readouterr()  # the run's own lines
